@@ -1,0 +1,166 @@
+"""Where artifacts live, how they are written, and how a consumer knows it can trust one.
+
+Every artifact is written atomically (a temporary sibling, then ``os.replace``), so a
+crash leaves either the old artifact or the new one, never half of one. The manifest
+(``artifacts/manifest.json``) is written last and records each artifact's sha256; a
+file whose hash disagrees with the manifest is not trusted (:func:`verify`) and is
+rebuilt by the next ``make artifacts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+#: Version directory every SavedModel is exported under (TF Serving's layout).
+TF_VERSION = 1
+
+#: Artifact kind -> path of model ``{m}`` relative to the artifacts root.
+LAYOUT: dict[str, str] = {
+    "weights": "weights/{m}.npz",
+    "torchscript": "torchscript/{m}.pt",
+    "onnx": "onnx/{m}.onnx",
+    "mar": "model-store/{m}.mar",
+    "mar_ort": "model-store/{m}_ort.mar",
+    "tf": "tf/{m}/" + str(TF_VERSION),
+}
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, corrupt, or disagrees with the manifest; the message names the file."""
+
+
+def default_root() -> Path:
+    """The artifacts root: ``$DUOSERVE_ARTIFACTS`` or ``artifacts/`` in the repository."""
+    env = os.environ.get("DUOSERVE_ARTIFACTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def artifact_path(root: Path, model: str, kind: str) -> Path:
+    """Path of ``kind`` (a key of :data:`LAYOUT`) for ``model`` under ``root``."""
+    return root / LAYOUT[kind].format(m=model)
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a directory tree (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+            _update_from_file(digest, item)
+    elif path.is_file():
+        _update_from_file(digest, path)
+    else:
+        raise ArtifactError(f"{path}: missing")
+    return digest.hexdigest()
+
+
+def _update_from_file(digest: Any, path: Path) -> None:
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def sha256_sources(paths: list[Path], extra: list[str] | None = None) -> str:
+    """A recipe key: the hash of some source files' contents plus extra strings."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        _update_from_file(digest, path)
+    for item in extra or []:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        tmp.chmod(0o644)  # mkstemp makes 0600; servers may run as another user
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``path``; on success it takes ``path``'s place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = path.with_name(f".{path.name}.old")
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_manifest(root: Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """Read ``root/manifest.json``; :class:`ArtifactError` if it is missing or unreadable."""
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        if missing_ok:
+            return {"format": MANIFEST_FORMAT, "models": {}}
+        raise ArtifactError(f"{path}: missing; run `make artifacts`")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        if missing_ok:
+            return {"format": MANIFEST_FORMAT, "models": {}}
+        raise ArtifactError(f"{path}: unreadable ({exc}); run `make artifacts`") from exc
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("models"), dict):
+        if missing_ok:
+            return {"format": MANIFEST_FORMAT, "models": {}}
+        raise ArtifactError(f"{path}: not a format-{MANIFEST_FORMAT} manifest; run `make artifacts`")
+    return data
+
+
+def verify(root: Path, model: str, kind: str, manifest: dict[str, Any] | None = None) -> Path:
+    """Return the path of a trusted artifact, or raise :class:`ArtifactError` naming the file.
+
+    Trusted means: listed in the manifest, present, and its sha256 equals the manifest's.
+    """
+    manifest = manifest if manifest is not None else load_manifest(root)
+    path = artifact_path(root, model, kind)
+    try:
+        expected = manifest["models"][model]["artifacts"][kind]["sha256"]
+    except (KeyError, TypeError):
+        raise ArtifactError(f"{path}: not listed in {root / MANIFEST_NAME}; run `make artifacts`") from None
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing; run `make artifacts`")
+    actual = sha256_path(path)
+    if actual != expected:
+        raise ArtifactError(
+            f"{path}: sha256 {actual[:12]}… disagrees with the manifest's {expected[:12]}…; "
+            "the file is corrupt or stale; run `make artifacts`"
+        )
+    return path

@@ -1,0 +1,185 @@
+"""PyTorch side of ``make artifacts``: weights, TorchScript, ONNX and TorchServe archives.
+
+Run by ``services.build`` (``python -m services.torch_api.export --root artifacts
+--job digits:weights --job digits:torchscript ...``), which decides what is stale; this
+module only builds what it is told to, each output written atomically. Every exported
+program is checked against the eager model before it replaces the old file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from services.common import specs
+from services.common.artifacts import artifact_path, atomic_file, write_json
+from services.torch_api.train import load_model, make_model, save_weights
+
+HERE = Path(__file__).resolve().parent
+HANDLER = HERE / "handler.py"
+MODEL_CONFIG = HERE / "model-config.yaml"
+VALIDATION = HERE.parent / "common" / "validation.py"
+#: Largest difference an export may show against the eager model before it is refused.
+EXPORT_TOLERANCE = 1e-4
+STAGES = ("weights", "torchscript", "onnx", "mar", "mar_ort")
+
+
+def _example(name: str, n: int, seed: int = 0) -> torch.Tensor:
+    spec = specs.get_spec(name)
+    low, high = spec.value_range
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.uniform(low, high, size=(n, *spec.input_shape)).astype(np.float32))
+
+
+def _check_close(name: str, what: str, expected: np.ndarray, actual: np.ndarray) -> None:
+    diff = float(np.abs(expected - actual).max())
+    if diff > EXPORT_TOLERANCE:
+        raise RuntimeError(f"{name}: {what} differs from the eager model by {diff:.2e} > {EXPORT_TOLERANCE}")
+
+
+def export_weights(root: Path, name: str) -> dict[str, float]:
+    """Create (train or seed) the weights and write ``weights/<name>.npz``; returns metrics."""
+    model, metrics = make_model(name)
+    save_weights(model, artifact_path(root, name, "weights"))
+    return metrics
+
+
+def export_torchscript(root: Path, name: str) -> None:
+    """Trace the eager model into ``torchscript/<name>.pt``."""
+    model = load_model(name, artifact_path(root, name, "weights"))
+    example = _example(name, 2)
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated upstream but is what TorchServe serves.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        traced = torch.jit.trace(model, example)
+        check = _example(name, 5, seed=1)
+        _check_close(name, "TorchScript", model(check).numpy(), traced(check).numpy())
+        with atomic_file(artifact_path(root, name, "torchscript")) as tmp:
+            torch.jit.save(traced, str(tmp))
+
+
+def export_onnx(root: Path, name: str) -> None:
+    """Export ``onnx/<name>.onnx`` (dynamic batch axis) with the dynamo exporter."""
+    import onnxruntime as ort
+
+    spec = specs.get_spec(name)
+    model = load_model(name, artifact_path(root, name, "weights"))
+    batch = torch.export.Dim("batch", min=1, max=max(2, spec.max_batch))
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        program = torch.onnx.export(
+            model,
+            (_example(name, 2),),
+            input_names=[spec.input_name],
+            output_names=[spec.output_name],
+            dynamic_shapes={"x": {0: batch}},
+            dynamo=True,
+            verbose=False,
+        )
+    assert program is not None
+    with atomic_file(artifact_path(root, name, "onnx")) as tmp:
+        program.save(str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        check = _example(name, 5, seed=1)
+        with torch.no_grad():
+            expected = model(check).numpy()
+        _check_close(name, "ONNX", expected, session.run(None, {spec.input_name: check.numpy()})[0])
+
+
+def model_config(name: str) -> dict[str, Any]:
+    """TorchServe's per-model settings for ``name`` from ``model-config.yaml``."""
+    data = yaml.safe_load(MODEL_CONFIG.read_text())
+    config = dict(data["defaults"])
+    config.update(data["models"].get(name, {}))
+    return config
+
+
+def export_mar(root: Path, name: str, *, ort: bool) -> None:
+    """Pack ``model-store/<name>[_ort].mar``: serialized model, handler, spec, validation, config."""
+    spec = specs.get_spec(name)
+    serialized = artifact_path(root, name, "onnx" if ort else "torchscript")
+    archive_name = f"{name}_ort" if ort else name
+    with tempfile.TemporaryDirectory(prefix="duoserve-mar-") as work_dir:
+        work = Path(work_dir)
+        (work / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
+        shutil.copy(VALIDATION, work / "duoserve_validation.py")
+        (work / "model-config.yaml").write_text(yaml.safe_dump(model_config(name)))
+        out = work / "out"
+        out.mkdir()
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("torch-model-archiver")),
+                "--model-name",
+                archive_name,
+                "--version",
+                "1.0",
+                "--serialized-file",
+                str(serialized),
+                "--handler",
+                str(HANDLER),
+                "--extra-files",
+                f"{work / 'spec.json'},{work / 'duoserve_validation.py'}",
+                "--config-file",
+                str(work / "model-config.yaml"),
+                "--export-path",
+                str(out),
+                "--force",
+            ],
+            check=True,
+        )
+        with atomic_file(artifact_path(root, name, "mar_ort" if ort else "mar")) as tmp:
+            shutil.copy(out / f"{archive_name}.mar", tmp)
+
+
+def run_job(root: Path, name: str, stage: str) -> dict[str, float]:
+    """Build one stage of one model; returns metrics (only the weights stage has any)."""
+    if stage == "weights":
+        return export_weights(root, name)
+    if stage == "torchscript":
+        export_torchscript(root, name)
+    elif stage == "onnx":
+        export_onnx(root, name)
+    elif stage in ("mar", "mar_ort"):
+        export_mar(root, name, ort=stage == "mar_ort")
+    else:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build the given ``model:stage`` jobs in order, write metrics to ``--result``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--job", action="append", default=[], help="model:stage, in build order")
+    parser.add_argument("--result", type=Path, help="JSON file for per-model metrics")
+    args = parser.parse_args(argv)
+    metrics: dict[str, dict[str, float]] = {}
+    for job in args.job:
+        name, _, stage = job.partition(":")
+        specs.get_spec(name)
+        print(f"[torch] {name}: {stage}", flush=True)
+        result = run_job(args.root, name, stage)
+        if result:
+            metrics[name] = result
+    if args.result:
+        write_json(args.result, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

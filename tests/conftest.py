@@ -1,0 +1,26 @@
+"""Shared fixtures: the built artifacts (``make artifacts`` runs before ``make test``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from services.common.artifacts import default_root, load_manifest
+
+
+@pytest.fixture(scope="session")
+def artifacts_root() -> Path:
+    root = default_root()
+    if not (root / "manifest.json").exists():
+        pytest.fail(f"{root}/manifest.json is missing: run `make artifacts` (make test does it first)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def manifest(artifacts_root: Path) -> dict[str, Any]:
+    return load_manifest(artifacts_root)
