@@ -139,6 +139,8 @@ class DuoserveHandler:
                     rows = outputs[offset : offset + len(array)]
                     offset += len(array)
                     context.set_response_content_type(idx, "application/json")
+                    # how many requests shared this forward pass: batching made visible
+                    context.set_response_header(idx, "X-Batch-Requests", str(len(arrays)))
                     answers[idx] = json.dumps({"predictions": rows.tolist()})
         logger.debug("duoserve: batch of %d requests in %.3f ms", len(data), 1e3 * (time.perf_counter() - start))
         return [a if a is not None else "" for a in answers]
@@ -148,7 +150,10 @@ class DuoserveHandler:
         if body is None:
             body = request.get("data")
         if body is None:
-            raise validation.InputError("request has no body; " + self._expected())
+            # TorchServe turns form-encoded bodies into parameters: there is no body left
+            raise validation.InputError(
+                "request has no JSON body (send Content-Type: application/json); " + self._expected()
+            )
         return validation.parse_request(body, self.spec["name"], self.spec["input_shape"], int(self.spec["max_batch"]))
 
     def _expected(self) -> str:

@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
-PROBE = "import sys, importlib; importlib.import_module({module!r}); print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
+PROBE = (
+    "import sys, importlib; importlib.import_module({module!r}); "
+    "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
+)
 
 
 @pytest.mark.parametrize(

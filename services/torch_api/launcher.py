@@ -1,0 +1,223 @@
+"""Run TorchServe natively in the foreground with duoserve's config and model store.
+
+Starts the Java frontend directly (the ``torchserve`` script keeps one pid file per
+host in /tmp, which stops a second instance, e.g. tests beside ``make up``), renders
+the effective ``config.properties`` into the run directory, waits until every model
+has a ready worker (asking the management API with the management key from
+``key_file.json``), then stays in the foreground until SIGTERM/SIGINT. A model that
+fails to load ends the launch with a non-zero exit and the log tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from services.common.artifacts import ArtifactError, load_manifest, verify
+from services.torch_api.settings import TorchApiSettings
+
+HERE = Path(__file__).resolve().parent
+CONFIG_TEMPLATE = HERE / "config.properties"
+KEY_FILE = "key_file.json"
+
+
+def _ts_home() -> Path:
+    import ts
+
+    return Path(ts.__file__).resolve().parent.parent
+
+
+def render_config(settings: TorchApiSettings, model_store: Path, models: list[str]) -> str:
+    """The template with this instance's addresses, limits and model list filled in."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    overrides = {
+        "inference_address": f"http://{host}:{settings.inference_port}",
+        "management_address": f"http://{host}:{settings.management_port}",
+        "metrics_address": f"http://{host}:{settings.metrics_port}",
+        "grpc_inference_address": settings.host,
+        "grpc_management_address": settings.host,
+        "grpc_inference_port": str(settings.grpc_inference_port),
+        "grpc_management_port": str(settings.grpc_management_port),
+        "initial_worker_port": str(settings.worker_port),
+        "token_expiration_min": str(settings.token_expiration_min),
+        "max_request_size": str(settings.max_request_bytes),
+        "job_queue_size": str(settings.job_queue_size),
+        # only archives in this model store, by exact name
+        "allowed_urls": "^file://" + re.escape(str(model_store)).replace("\\", "\\\\") + "/[A-Za-z0-9_]+\\\\.mar$",
+        "load_models": ",".join(f"{m}.mar" for m in models),
+        # the environment must not re-point the native instance
+        "enable_envvars_config": "false",
+    }
+    lines: list[str] = []
+    seen: set[str] = set()
+    for line in CONFIG_TEMPLATE.read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and key in overrides:
+            lines.append(f"{key}={overrides[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    lines += [f"{key}={value}" for key, value in overrides.items() if key not in seen]
+    return "\n".join(lines) + "\n"
+
+
+def java_command(settings: TorchApiSettings, config: Path, model_store: Path) -> list[str]:
+    """The frontend's command line, as ``torchserve --foreground`` builds it."""
+    home = _ts_home()
+    return [
+        settings.java,
+        f"-Dmodel_server_home={home}",
+        "-cp",
+        f".:{home / 'ts' / 'frontend' / '*'}",
+        "org.pytorch.serve.ModelServer",
+        "--python",
+        sys.executable,
+        "-f",
+        str(config),
+        "-s",
+        str(model_store),
+        "-ncs",
+    ]
+
+
+def read_keys(run_dir: Path) -> dict[str, str]:
+    """``{"inference": key, "management": key, ...}`` from TorchServe's key file."""
+    data = json.loads((run_dir / KEY_FILE).read_text())
+    return {name: entry["key"] for name, entry in data.items() if isinstance(entry, dict) and "key" in entry}
+
+
+def _get_json(url: str, key: str | None = None, timeout: float = 5.0) -> Any:
+    request = urllib.request.Request(url)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def model_status(settings: TorchApiSettings, name: str) -> tuple[bool, str]:
+    """(ready, detail) of one model from the management API."""
+    key = read_keys(settings.run_dir).get("management")
+    base = f"http://{settings.host}:{settings.management_port}"
+    try:
+        info = _get_json(f"{base}/models/{name}", key)
+    except urllib.error.HTTPError as exc:
+        return False, f"management API answered {exc.code}"
+    workers = info[0].get("workers", []) if isinstance(info, list) and info else []
+    states = [w.get("status") for w in workers]
+    return bool(states) and all(s == "READY" for s in states), f"workers {states}"
+
+
+def log_tail(log_dir: Path, lines: int = 40) -> str:
+    """The end of TorchServe's own log and the workers' log."""
+    out = []
+    for name in ("ts_log.log", "model_log.log"):
+        path = log_dir / name
+        if path.exists():
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path} ---\n" + "\n".join(text))
+    return "\n".join(out) or f"(no logs in {log_dir})"
+
+
+def prepare(settings: TorchApiSettings) -> tuple[Path, Path, list[str]]:
+    """Check the archives against the manifest and write the effective config; returns (config, store, models)."""
+    manifest = load_manifest(settings.artifacts)
+    store = (settings.artifacts / "model-store").resolve()
+    available: list[str] = []
+    for model in manifest["models"]:
+        for kind, suffix in (("mar", ""), ("mar_ort", "_ort")):
+            verify(settings.artifacts, model, kind, manifest)
+            available.append(model + suffix)
+    models = settings.model_names(available)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    settings.run_dir.chmod(0o700)  # the key file is a secret
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    config = settings.run_dir / "config.properties"
+    config.write_text(render_config(settings, store, models))
+    (settings.run_dir / KEY_FILE).unlink(missing_ok=True)
+    return config, store, models
+
+
+def wait_ready(settings: TorchApiSettings, proc: subprocess.Popen[bytes], models: list[str]) -> None:
+    """Block until every model has READY workers; raise RuntimeError with the log tail otherwise."""
+    deadline = time.monotonic() + settings.ready_timeout_s
+    pending = list(models)
+    detail = "not started"
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"TorchServe exited with {proc.returncode} during start-up")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"models not ready after {settings.ready_timeout_s:.0f} s: {pending} ({detail})")
+        try:
+            ready, detail = model_status(settings, pending[0])
+        except (OSError, ValueError, KeyError) as exc:
+            ready, detail = False, str(exc)
+        if ready:
+            pending.pop(0)
+            continue
+        if "Failed to load model" in _tail_text(settings.log_dir / "ts_log.log") or "FAILED" in detail:
+            raise RuntimeError(f"model {pending[0]} failed to load ({detail})")
+        time.sleep(0.5)
+
+
+def _tail_text(path: Path, size: int = 20000) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - size))
+        return f.read().decode(errors="replace")
+
+
+def serve(settings: TorchApiSettings) -> int:
+    """Start TorchServe, wait for readiness, stay in the foreground; returns the exit code."""
+    try:
+        config, store, models = prepare(settings)
+    except (ArtifactError, ValueError) as exc:
+        print(f"torch_api: {exc}", file=sys.stderr)
+        return 2
+    env = dict(os.environ, LOG_LOCATION=str(settings.log_dir), METRICS_LOCATION=str(settings.log_dir))
+    stdout = (settings.log_dir / "stdout.log").open("ab")
+    proc = subprocess.Popen(
+        java_command(settings, config, store), cwd=settings.run_dir, env=env, stdout=stdout, stderr=subprocess.STDOUT
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(
+        f"torch_api: TorchServe starting (inference http://{settings.host}:{settings.inference_port}, "
+        f"models {', '.join(models)}; logs in {settings.log_dir})",
+        flush=True,
+    )
+    try:
+        wait_ready(settings, proc, models)
+    except RuntimeError as exc:
+        print(f"torch_api: {exc}\n{log_tail(settings.log_dir)}", file=sys.stderr, flush=True)
+        _shutdown(proc)
+        return 1
+    print(f"torch_api: ready; inference key in {settings.run_dir / KEY_FILE}", flush=True)
+    code = proc.wait()
+    _shutdown(proc)
+    return 0 if code in (0, -signal.SIGTERM, 143) else code
+
+
+def _shutdown(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,70 @@
+"""Settings of the native TorchServe launcher, from ``TORCH_API_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.artifacts import default_root
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class TorchApiSettings(BaseSettings):
+    """Where TorchServe listens, what it loads, and where it keeps logs and keys."""
+
+    model_config = SettingsConfigDict(env_prefix="TORCH_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    inference_port: int = Field(8080, ge=1, le=65535)
+    management_port: int = Field(8081, ge=1, le=65535)
+    metrics_port: int = Field(8082, ge=1, le=65535)
+    grpc_inference_port: int = Field(7070, ge=1, le=65535)
+    grpc_management_port: int = Field(7071, ge=1, le=65535)
+    #: First port of the worker sockets (/tmp/.ts.sock.<port>); differ per instance on one host.
+    worker_port: int = Field(9000, ge=1024, le=65000)
+    artifacts: Path = Field(default_factory=default_root)
+    #: "all", or a comma-separated list of archive names (mlp, digits_ort, ...).
+    models: str = "all"
+    #: Working directory of TorchServe: key_file.json and the effective config live here.
+    run_dir: Path = REPO / ".run" / "torch_api"
+    log_dir: Path = REPO / "logs" / "torch_api"
+    ready_timeout_s: float = Field(300.0, gt=0)
+    token_expiration_min: int = Field(60, ge=1)
+    max_request_bytes: int = Field(128 * 1024 * 1024, ge=1024)
+    job_queue_size: int = Field(100, ge=1)
+    java: str = "java"
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        # Management and metrics share the host; they must never face the network.
+        if value not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("TORCH_API_HOST must be a loopback address (127.0.0.1, localhost or ::1)")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _model_list(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names:
+            raise ValueError('TORCH_API_MODELS must be "all" or a comma-separated list of archive names')
+        for name in names:
+            if name != "all" and not name.replace("_", "").isalnum():
+                raise ValueError(f"TORCH_API_MODELS: {name!r} is not an archive name")
+        return ",".join(names)
+
+    def model_names(self, available: list[str]) -> list[str]:
+        """The archive names to load, checked against the model store."""
+        if self.models == "all":
+            return sorted(available)
+        names = self.models.split(",")
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise ValueError(
+                f"TORCH_API_MODELS names {', '.join(missing)}, not in the model store "
+                f"(has: {', '.join(sorted(available))})"
+            )
+        return names

@@ -1,0 +1,74 @@
+"""A real TorchServe, started once for the torch_api tests on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.common.artifacts import default_root
+from tests.utils.servers import ServerProcess, free_port, python_cmd, running
+
+
+@dataclass
+class TorchServe:
+    proc: ServerProcess
+    host: str
+    inference: int
+    management: int
+    metrics: int
+    run_dir: Path
+    log_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.inference}"
+
+    def keys(self) -> dict[str, str]:
+        data = json.loads((self.run_dir / "key_file.json").read_text())
+        return {name: entry["key"] for name, entry in data.items()}
+
+    def auth(self, kind: str = "inference") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys()[kind]}"}
+
+
+def _worker_port() -> int:
+    # worker sockets are /tmp/.ts.sock.<port>; stay clear of a stack running on 9000
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 60000, 100)
+        if not any(Path(f"/tmp/.ts.sock.{port + i}").exists() for i in range(20)):
+            return port
+
+
+@pytest.fixture(scope="session")
+def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]:
+    base = tmp_path_factory.mktemp("torchserve")
+    ports = {name: free_port() for name in ("inference", "management", "metrics", "grpc_inference", "grpc_management")}
+    env = {f"TORCH_API_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env.update(
+        TORCH_API_WORKER_PORT=str(_worker_port()),
+        TORCH_API_RUN_DIR=str(base / "run"),
+        TORCH_API_LOG_DIR=str(base / "logs"),
+        TORCH_API_ARTIFACTS=str(default_root()),
+        TORCH_API_READY_TIMEOUT_S="240",
+    )
+    with running("torchserve", python_cmd("-m", "services.torch_api", "serve"), base / "launcher.log", env) as proc:
+        server = TorchServe(
+            proc, "127.0.0.1", ports["inference"], ports["management"], ports["metrics"], base / "run", base / "logs"
+        )
+        try:
+            proc.wait_ready(lambda: "torch_api: ready" in proc.log.read_text(), timeout=300)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{_logs(server.log_dir)}")
+        yield server
+
+
+def _logs(log_dir: Path) -> str:
+    from tests.utils.servers import log_tail
+
+    return "\n".join(f"--- {name} ---\n{log_tail(log_dir / name, 30)}" for name in ("ts_log.log", "model_log.log"))

@@ -1,0 +1,192 @@
+"""TorchServe serving the duoserve archives: parity, batching, auth, closed management, bad input."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from services.common.artifacts import default_root, verify
+from services.common.specs import MODEL_NAMES, get_spec
+from tests.services.torch_api.conftest import TorchServe
+from tests.utils.inputs import random_batch
+
+pytestmark = pytest.mark.slow
+
+TOLERANCE = 1e-4
+ARCHIVES = [*MODEL_NAMES, *(f"{m}_ort" for m in MODEL_NAMES)]
+
+
+@functools.cache
+def _scripted(name: str) -> torch.jit.ScriptModule:
+    return torch.jit.load(str(verify(default_root(), name, "torchscript"))).eval()
+
+
+def _expected(name: str, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return _scripted(name)(torch.from_numpy(x)).numpy()
+
+
+def _predict(server: TorchServe, archive: str, body: Any, **kwargs: Any) -> httpx.Response:
+    content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"Content-Type": "application/json", **server.auth(), **kwargs.pop("headers", {})}
+    return httpx.post(f"{server.url}/predictions/{archive}", content=content, headers=headers, timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("archive", ARCHIVES)
+def test_prediction_equals_in_process_torchscript(torchserve: TorchServe, archive: str) -> None:
+    name = archive.removesuffix("_ort")
+    spec = get_spec(name)
+    for n in (1, 32):
+        x = random_batch(name, n, seed=n)
+        response = _predict(torchserve, archive, {"instances": x.tolist()})
+        assert response.status_code == 200, response.text
+        predictions = np.asarray(response.json()["predictions"], dtype=np.float32)
+        assert predictions.shape == (n, *spec.output_shape)
+        diff = float(np.abs(predictions - _expected(name, x)).max())
+        assert diff <= TOLERANCE, f"{archive} batch {n}: {diff:.2e}"
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(torchserve: TorchServe) -> None:
+    inputs = [random_batch("digits", 1 + i % 3, seed=1000 + i) for i in range(48)]
+
+    def call(x: np.ndarray) -> tuple[int, list[list[float]], int]:
+        response = _predict(torchserve, "digits", {"instances": x.tolist()})
+        return response.status_code, response.json().get("predictions"), int(response.headers["X-Batch-Requests"])
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, inputs))
+    batch_sizes = []
+    for x, (status, predictions, batched) in zip(inputs, results, strict=True):
+        assert status == 200
+        np.testing.assert_allclose(np.asarray(predictions, dtype=np.float32), _expected("digits", x), atol=TOLERANCE)
+        batch_sizes.append(batched)
+    assert max(batch_sizes) > 1, f"no two requests ever shared a batch: {batch_sizes}"
+
+
+def test_bad_request_in_a_batch_fails_alone(torchserve: TorchServe) -> None:
+    good = [random_batch("mlp", 1, seed=i) for i in range(24)]
+
+    def call(i: int) -> httpx.Response:
+        body: Any = {"instances": [[1.0, 2.0]]} if i % 4 == 0 else {"instances": good[i].tolist()}
+        return _predict(torchserve, "mlp", body)
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(call, range(24)))
+    for i, response in enumerate(responses):
+        if i % 4 == 0:
+            assert response.status_code == 400
+            assert response.json()["message"].startswith("instance 0 has shape [2]")
+        else:
+            assert response.status_code == 200
+            np.testing.assert_allclose(response.json()["predictions"], _expected("mlp", good[i]), atol=TOLERANCE)
+
+
+def _image(value: Any = 1.0) -> list[list[Any]]:
+    return [[value] * 8 for _ in range(8)]
+
+
+EXPECTS = 'model digits expects {"instances": [...]} with 1 to 512 instances, each of shape [8, 8] (float32)'
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "request body is not valid JSON: Expecting property name enclosed in double quotes"),
+        ({"instances": [_image()[:7]]}, 400, f"instance 0 has shape [7, 8]; {EXPECTS}"),
+        ({"instances": [[1.0] * 64]}, 400, f"instance 0 has shape [64]; {EXPECTS}"),
+        ({"instances": [_image("x")]}, 400, f'non-numeric value at instances[0][0][0] = "x"; {EXPECTS}'),
+        ({"instances": [_image(False)]}, 400, f"non-numeric value at instances[0][0][0] = false; {EXPECTS}"),
+        ('{"instances": [[[NaN]]]}', 400, "request body contains NaN; instances must hold finite numbers"),
+        ({"instances": [_image(1e39)]}, 400, "instance 0 holds a value at [0][0] that is NaN, infinite"),
+        ({"instances": []}, 400, f'"instances" is empty; {EXPECTS}'),
+        ({"inputs": [_image()]}, 400, f'request body has no "instances"; {EXPECTS}'),
+        ({"instances": [_image()] * 513}, 413, f'"instances" holds 513 instances, more than 512; {EXPECTS}'),
+    ],
+)
+def test_bad_input_gets_4xx_naming_the_expected_shape(
+    torchserve: TorchServe, body: Any, status: int, message: str
+) -> None:
+    response = _predict(torchserve, "digits", body)
+    assert response.status_code == status, response.text
+    payload = response.json()
+    assert payload["code"] == status
+    assert payload["type"] == "InputError"
+    assert payload["message"].startswith(message)
+
+
+def test_form_encoded_body_is_refused_with_a_hint(torchserve: TorchServe) -> None:
+    response = _predict(torchserve, "mlp", b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "request has no JSON body (send Content-Type: application/json)" in response.json()["message"]
+
+
+def _worker_pids(server: TorchServe, archive: str) -> list[int]:
+    info = httpx.get(f"http://127.0.0.1:{server.management}/models/{archive}", headers=server.auth("management")).json()
+    return sorted(int(w["pid"]) for w in info[0]["workers"])
+
+
+def test_bad_input_never_kills_a_worker(torchserve: TorchServe) -> None:
+    before = _worker_pids(torchserve, "digits")
+    for body in (b"\xff\xfe", b"[" * 50_000, b'{"instances": "x"}', b'{"instances": [[[1e400]]]}', b"null"):
+        assert _predict(torchserve, "digits", body).status_code == 400
+    assert _worker_pids(torchserve, "digits") == before
+    x = random_batch("digits", 2)
+    assert _predict(torchserve, "digits", {"instances": x.tolist()}).status_code == 200
+
+
+def test_inference_needs_the_token(torchserve: TorchServe) -> None:
+    body = json.dumps({"instances": random_batch("mlp", 1).tolist()})
+    url = f"{torchserve.url}/predictions/mlp"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, torchserve.auth("management")):
+        response = httpx.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        # TorchServe 0.12 answers 400 (not 401) for a missing or wrong key
+        assert response.status_code == 400
+        assert response.json()["type"] == "InvalidKeyException"
+        assert "Token Authorization failed" in response.json()["message"]
+
+
+def test_management_api_is_not_on_the_inference_port_and_registration_is_off(torchserve: TorchServe) -> None:
+    assert httpx.get(f"{torchserve.url}/models", headers=torchserve.auth()).status_code in (400, 404, 405)
+    mgmt = f"http://127.0.0.1:{torchserve.management}"
+    response = httpx.post(
+        f"{mgmt}/models", params={"url": "https://example.com/evil.mar"}, headers=torchserve.auth("management")
+    )
+    assert response.status_code == 405
+    assert response.json()["type"] == "MethodNotAllowedException"
+    assert httpx.delete(f"{mgmt}/models/mlp", headers=torchserve.auth("management")).status_code == 405
+    # listing still works for the launcher's readiness check, with the management key only
+    assert httpx.get(f"{mgmt}/models", headers=torchserve.auth("management")).status_code == 200
+    assert httpx.get(f"{mgmt}/models", headers=torchserve.auth("inference")).status_code == 400
+
+
+def test_effective_config_binds_loopback_and_restricts_urls(torchserve: TorchServe) -> None:
+    config = (torchserve.run_dir / "config.properties").read_text()
+    settings = dict(line.split("=", 1) for line in config.splitlines() if "=" in line and not line.startswith("#"))
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert settings[key].startswith("http://127.0.0.1:")
+    assert settings["disable_token_authorization"] == "false"
+    assert settings["enable_model_api"] == "false"
+    assert settings["allowed_urls"].startswith("^file://")
+    assert "http" not in settings["allowed_urls"]
+    assert settings["metrics_mode"] == "prometheus"
+    assert oct(torchserve.run_dir.stat().st_mode & 0o777) == "0o700"
+
+
+def test_prometheus_metrics_are_served(torchserve: TorchServe) -> None:
+    text = httpx.get(f"http://127.0.0.1:{torchserve.metrics}/metrics").text
+    assert "# TYPE ts_inference_requests_total counter" in text
+    assert 'ts_inference_requests_total{model_name="mlp"' in text
+
+
+def test_workers_log_device_runtime_and_threads(torchserve: TorchServe) -> None:
+    log = (torchserve.log_dir / "model_log.log").read_text()
+    assert "duoserve: mlp loaded with torchscript on cpu" in log
+    assert "duoserve: mlp loaded with onnxruntime on cpu" in log  # the mlp_ort archive
+    assert "duoserve: resnet loaded with torchscript on cpu, 2 intra-op threads" in log
