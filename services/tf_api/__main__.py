@@ -1,0 +1,68 @@
+"""``python -m services.tf_api serve``: TF Serving's binary when installed, else the compatible server.
+
+Environment (all optional; see :class:`services.tf_api.settings.Settings`):
+TF_API_HOST (127.0.0.1), TF_API_REST_PORT (8501), TF_API_GRPC_PORT (8500),
+TF_API_ARTIFACTS (artifacts/), TF_API_MODELS_CONFIG, TF_API_BATCHING_CONFIG,
+TF_API_MONITORING_CONFIG (the files in services/tf_api/), TF_API_ENABLE_BATCHING (true),
+TF_API_MAX_BODY_BYTES (64 MiB), TF_API_SERVER (auto|binary|compat), TF_API_LOG_DIR
+(logs/tf_api/), TF_API_INFERENCE_THREADS (2, batching off only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+
+from services.tf_api.settings import Settings, SettingsError, load_settings
+
+
+def _logging(settings: Settings) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(settings.log_dir / "compat.log")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
+
+
+def serve(settings: Settings) -> int:
+    """Start whichever server the settings and PATH allow; returns the exit code."""
+    from services.tf_api.binary import BINARY, run
+
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which(BINARY)
+    if settings.server == "binary" and binary is None:
+        print(f"tf_api: TF_API_SERVER=binary but {BINARY} is not on PATH", file=sys.stderr)
+        return 2
+    if binary is not None and settings.server != "compat":
+        return run(settings, binary)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _logging(settings)
+    print(
+        f"tf_api: {BINARY} not used ({'not on PATH' if binary is None else 'TF_API_SERVER=compat'}); "
+        "starting the compatible server",
+        flush=True,
+    )
+    from services.tf_api.compat.server import serve as serve_compat
+
+    code = asyncio.run(serve_compat(settings))
+    if code != 0:
+        print(f"tf_api: the compatible server failed to start; see {settings.log_dir / 'compat.log'}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m services.tf_api", description=__doc__)
+    parser.add_argument("command", choices=["serve"])
+    parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"tf_api: bad setting: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Run the real ``tensorflow_model_server`` with the project's config files, when it is installed.
+
+The binary reads the same models.config (its /models/ base paths rewritten to this
+machine's artifacts, see :func:`services.tf_api.config.write_native_config`),
+batching.config and monitoring.config, on the configured ports. It binds every
+interface (it has no host flag for REST). SIGTERM/SIGINT are passed on to it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+from types import FrameType
+
+from services.tf_api.config import write_native_config
+from services.tf_api.settings import Settings
+
+BINARY = "tensorflow_model_server"
+
+
+def command(settings: Settings, binary: str, models_config: Path) -> list[str]:
+    """The binary's command line for these settings."""
+    cmd = [
+        binary,
+        f"--port={settings.grpc_port}",
+        f"--rest_api_port={settings.rest_port}",
+        f"--model_config_file={models_config}",
+        f"--monitoring_config_file={settings.monitoring_config}",
+    ]
+    if settings.enable_batching:
+        cmd += ["--enable_batching=true", f"--batching_parameters_file={settings.batching_config}"]
+    return cmd
+
+
+def run(settings: Settings, binary: str) -> int:
+    """Start the binary, log to ``<log_dir>/tensorflow_model_server.log``, wait, return its exit code."""
+    native = write_native_config(settings.models_config, settings.artifacts, settings.log_dir / "models.native.config")
+    log_path = settings.log_dir / "tensorflow_model_server.log"
+    cmd = command(settings, binary, native)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+        def forward(signum: int, frame: FrameType | None) -> None:
+            proc.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        print(
+            f"tf_api: started {BINARY} (the TF Serving binary, pid {proc.pid}; its answers carry no X-TF-Server "
+            f"header); REST :{settings.rest_port} gRPC :{settings.grpc_port}; log {log_path}",
+            flush=True,
+        )
+        return proc.wait()

@@ -1,0 +1,176 @@
+"""TF Serving's config files, read the way the binary reads them, for the compatible server.
+
+Owns: parsing ``models.config`` (``ModelServerConfig`` text proto, with the protos of
+``tensorflow-serving-api``), ``batching.config`` and ``monitoring.config`` (see
+:mod:`services.tf_api.protos`), resolving each ``base_path`` on this machine, choosing
+which version directories a version policy loads, and writing the rewritten copy a
+local ``tensorflow_model_server`` binary needs. Imports no framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from services.tf_api.protos import BatchingParameters, MonitoringConfig
+
+#: The prefix every base_path in models.config carries (the image's mount point).
+DOCKER_MODEL_ROOT = "/models/"
+HERE = Path(__file__).resolve().parent
+DEFAULT_MODELS_CONFIG = HERE / "models.config"
+DEFAULT_BATCHING_CONFIG = HERE / "batching.config"
+DEFAULT_MONITORING_CONFIG = HERE / "monitoring.config"
+
+
+class ConfigError(ValueError):
+    """A config file is unreadable or says something the server cannot do; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """``model_version_policy``: latest N (TF Serving's default, N=1), all, or specific versions."""
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def choose(self, available: list[int]) -> list[int]:
+        """The versions to load out of the numeric version directories found on disk."""
+        ordered = sorted(available, reverse=True)
+        if self.kind == "all":
+            return ordered
+        if self.kind == "specific":
+            return [v for v in ordered if v in self.versions]
+        return ordered[: self.num_versions]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One ``config { ... }`` of the model_config_list, its base_path resolved on this machine."""
+
+    name: str
+    base_path: Path
+    policy: VersionPolicy
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """The four BatchingParameters knobs the compatible server honours (TF Serving's defaults)."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    num_batch_threads: int = 4
+    max_enqueued_batches: int = 10
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """``prometheus_config``: whether metrics are exposed and on which REST path."""
+
+    enable: bool = False
+    path: str = "/monitoring/prometheus/metrics"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def resolve_base_path(base_path: str, artifacts_root: Path) -> Path:
+    """``/models/<m>`` or a relative path -> ``<artifacts>/tf/<m>``; other absolute paths stay as they are."""
+    tf_root = artifacts_root / "tf"
+    if base_path.startswith(DOCKER_MODEL_ROOT):
+        return tf_root / base_path[len(DOCKER_MODEL_ROOT) :]
+    path = Path(base_path)
+    return path if path.is_absolute() else tf_root / path
+
+
+def _policy(config: model_server_config_pb2.ModelConfig) -> VersionPolicy:
+    policy = config.model_version_policy
+    which = policy.WhichOneof("policy_choice")
+    if which == "all":
+        return VersionPolicy("all")
+    if which == "specific":
+        return VersionPolicy("specific", versions=tuple(int(v) for v in policy.specific.versions))
+    if which == "latest":
+        return VersionPolicy("latest", num_versions=max(1, int(policy.latest.num_versions)))
+    return VersionPolicy()
+
+
+def load_models(path: Path, artifacts_root: Path) -> list[ModelEntry]:
+    """Parse a models.config; :class:`ConfigError` for bad syntax, platform or duplicate names."""
+    try:
+        parsed = text_format.Parse(_read(path), model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError as exc:
+        raise ConfigError(f"{path}: not a ModelServerConfig text proto: {exc}") from None
+    if parsed.WhichOneof("config") != "model_config_list":
+        raise ConfigError(f"{path}: needs a model_config_list")
+    entries: list[ModelEntry] = []
+    for config in parsed.model_config_list.config:
+        if not config.name or not config.base_path:
+            raise ConfigError(f"{path}: every config needs a name and a base_path")
+        if config.model_platform not in ("", "tensorflow"):
+            raise ConfigError(f"{path}: model {config.name}: platform {config.model_platform!r} is not 'tensorflow'")
+        if any(e.name == config.name for e in entries):
+            raise ConfigError(f"{path}: model {config.name} is configured twice")
+        entries.append(
+            ModelEntry(
+                name=config.name,
+                base_path=resolve_base_path(config.base_path, artifacts_root),
+                policy=_policy(config),
+                labels={str(k): int(v) for k, v in config.version_labels.items()},
+            )
+        )
+    return entries
+
+
+def _int(message: object, name: str, default: int) -> int:
+    return int(getattr(message, name).value) if message.HasField(name) else default  # type: ignore[attr-defined]
+
+
+def load_batching(path: Path) -> BatchingConfig:
+    """Parse a batching parameters file; unset fields keep TF Serving's defaults."""
+    try:
+        parsed = text_format.Parse(_read(path), BatchingParameters())
+    except text_format.ParseError as exc:
+        raise ConfigError(f"{path}: not a BatchingParameters text proto: {exc}") from None
+    defaults = BatchingConfig()
+    config = BatchingConfig(
+        max_batch_size=_int(parsed, "max_batch_size", defaults.max_batch_size),
+        batch_timeout_micros=_int(parsed, "batch_timeout_micros", defaults.batch_timeout_micros),
+        num_batch_threads=_int(parsed, "num_batch_threads", defaults.num_batch_threads),
+        max_enqueued_batches=_int(parsed, "max_enqueued_batches", defaults.max_enqueued_batches),
+    )
+    for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{path}: {name} must be at least 1")
+    if config.batch_timeout_micros < 0:
+        raise ConfigError(f"{path}: batch_timeout_micros must not be negative")
+    return config
+
+
+def load_monitoring(path: Path) -> MonitoringSettings:
+    """Parse a monitoring config file."""
+    try:
+        parsed = text_format.Parse(_read(path), MonitoringConfig())
+    except text_format.ParseError as exc:
+        raise ConfigError(f"{path}: not a MonitoringConfig text proto: {exc}") from None
+    prometheus = parsed.prometheus_config
+    return MonitoringSettings(enable=bool(prometheus.enable), path=prometheus.path or MonitoringSettings.path)
+
+
+def write_native_config(source: Path, artifacts_root: Path, target: Path) -> Path:
+    """Write ``source`` with every base_path resolved on this machine (for a local binary)."""
+    parsed = text_format.Parse(_read(source), model_server_config_pb2.ModelServerConfig())
+    for config in parsed.model_config_list.config:
+        config.base_path = str(resolve_base_path(config.base_path, artifacts_root).resolve())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text_format.MessageToString(parsed))
+    return target

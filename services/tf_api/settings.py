@@ -1,0 +1,67 @@
+"""The tf_api service's settings: one pydantic-settings class read from ``TF_API_*`` variables.
+
+A bad value fails start-up with :class:`SettingsError`, whose message names the
+environment variable (not the field), e.g. ``TF_API_REST_PORT: Input should be less
+than or equal to 65535 (got '70000')``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.artifacts import default_root
+from services.tf_api.config import DEFAULT_BATCHING_CONFIG, DEFAULT_MODELS_CONFIG, DEFAULT_MONITORING_CONFIG
+
+ENV_PREFIX = "TF_API_"
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    """A ``TF_API_*`` variable has a bad value; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the tf_api service (binary or compatible server)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    #: Interface both ports bind to (the compatible server; the binary binds all interfaces).
+    host: str = "127.0.0.1"
+    rest_port: int = Field(8501, ge=1, le=65535)
+    grpc_port: int = Field(8500, ge=1, le=65535)
+    #: Artifacts root; SavedModels live under <artifacts>/tf/<model>/<version>/.
+    artifacts: Path = Field(default_factory=default_root)
+    models_config: Path = DEFAULT_MODELS_CONFIG
+    batching_config: Path = DEFAULT_BATCHING_CONFIG
+    monitoring_config: Path = DEFAULT_MONITORING_CONFIG
+    enable_batching: bool = True
+    #: Largest request body (REST) or message (gRPC) accepted; 64 MiB holds resnet x 32 as JSON.
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    #: auto: the binary when it is on PATH, else the compatible server.
+    server: Literal["auto", "binary", "compat"] = "auto"
+    log_dir: Path = REPO / "logs" / "tf_api"
+    #: Threads for TF calls when batching is off (with batching, num_batch_threads).
+    inference_threads: int = Field(2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.rest_port == self.grpc_port:
+            raise ValueError(f"{ENV_PREFIX}REST_PORT and {ENV_PREFIX}GRPC_PORT are both {self.rest_port}")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``overrides``); :class:`SettingsError` names the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})" if loc else error["msg"])
+        raise SettingsError("; ".join(problems)) from None
