@@ -1,0 +1,41 @@
+"""``python -m gateway``: serve on ``GATEWAY_HOST:GATEWAY_PORT`` with uvicorn (uvloop, httptools).
+
+Runs in the foreground; SIGTERM or Ctrl-C stops it gracefully (in-flight requests finish,
+pools close). A bad setting exits with status 2 and a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .config import SettingsError, load_settings
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

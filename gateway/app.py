@@ -1,0 +1,59 @@
+"""Assemble the FastAPI app: ``create_app(settings)``; the lifespan owns the backend pools."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .backends import BackendClient, build_backends
+from .config import Settings, check_against_models
+from .dataplane import DataPlane
+from .errors import add_exception_handlers
+from .models import load_models
+from .routes import router
+from .security import ApiKeyMiddleware
+
+log = logging.getLogger("gateway")
+
+#: builds the backend clients inside the running loop; tests hand in their own
+ClientFactory = Callable[[Settings, set[str]], dict[str, BackendClient]]
+
+
+def create_app(
+    settings: Settings, *, clients: ClientFactory = build_backends, rng: random.Random | None = None
+) -> FastAPI:
+    """The gateway app; reads the manifest now (a bad one fails here), opens pools at start-up."""
+    models = load_models(settings.manifest)
+    check_against_models(settings, models)
+    needed: set[str] = {str(b) for m in models for b in settings.serving(m)}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        plane = DataPlane(settings, models, clients(settings, needed), rng=rng)
+        app.state.plane = plane
+        if settings.torch_key_file is None and needed & {"torch", "torch_ort"}:
+            log.warning("GATEWAY_TORCH_KEY_FILE is unset: TorchServe requests carry no token")
+        try:
+            yield
+        finally:
+            await plane.close()
+
+    app = FastAPI(
+        title="duoserve gateway",
+        version="0.1.0",
+        description="One API over TorchServe and TF Serving that routes, compares and measures every request.",
+        lifespan=lifespan,
+    )
+    _add_middleware(app, settings)
+    app.include_router(router)
+    add_exception_handlers(app)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

@@ -1,0 +1,62 @@
+"""Backend clients behind one interface (:class:`BackendClient`), built from the settings.
+
+``torch`` and ``torch_ort`` are TorchServe (``/predictions/{model}`` and ``{model}_ort``),
+``tf`` is TF Serving over REST or, with ``GATEWAY_TF_PROTOCOL=grpc``, gRPC (whose module,
+and with it TensorFlow, is imported only then).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..config import Settings
+from .base import BackendClient, BackendResult, Readiness
+from .guard import CircuitBreaker, Guard
+from .tf_rest import TFRestClient
+from .torchserve import TorchServeClient
+from .transport import HttpLimits, Transport, make_transport
+
+__all__ = [
+    "BackendClient",
+    "BackendResult",
+    "CircuitBreaker",
+    "Guard",
+    "HttpLimits",
+    "Readiness",
+    "Transport",
+    "build_backends",
+    "http_limits",
+]
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        pool_size=settings.pool_size,
+        retry_after_s=settings.retry_after_s,
+    )
+
+
+def build_backends(settings: Settings, names: set[str]) -> dict[str, BackendClient]:
+    """One pooled client per backend in ``names``; call inside a running event loop."""
+    limits = http_limits(settings)
+    clients: dict[str, BackendClient] = {}
+    torch_url = str(settings.torch_url)
+    for name in sorted(names):
+        if name in ("torch", "torch_ort"):
+            transport = make_transport(settings.http_client, name, limits)
+            suffix = "_ort" if name == "torch_ort" else ""
+            clients[name] = TorchServeClient(name, torch_url, transport, settings.torch_key_file, suffix)
+        elif name == "tf" and settings.tf_protocol == "grpc":
+            grpc_module = importlib.import_module("gateway.backends.tf_grpc")
+            clients[name] = grpc_module.TFGrpcClient(
+                name,
+                settings.tf_grpc_target,
+                connect_timeout_s=settings.connect_timeout_s,
+                read_timeout_s=settings.read_timeout_s,
+                retry_after_s=settings.retry_after_s,
+            )
+        elif name == "tf":
+            clients[name] = TFRestClient(name, str(settings.tf_url), make_transport(settings.http_client, name, limits))
+    return clients

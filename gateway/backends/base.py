@@ -1,0 +1,96 @@
+"""The one interface every backend client implements, and what a prediction returns."""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BackendOverloadedError, BackendRejectedError, BadBackendResponseError
+from ..payload import Payload
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    """A backend's answer: the predictions, how long it took, and which server produced it."""
+
+    predictions: list[Any]
+    latency_s: float
+    server: str
+
+
+@dataclass
+class Readiness:
+    """Whether a backend can serve a model now, and what it said."""
+
+    ready: bool
+    server: str
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendClient(abc.ABC):
+    """A pooled client for one backend, created in the app's lifespan and closed on shutdown.
+
+    ``predict`` raises only :class:`~gateway.errors.BackendError` subclasses.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    async def predict(self, model: str, payload: Payload) -> BackendResult:
+        """Send ``payload`` for ``model``; the predictions are not yet checked for shape."""
+
+    @abc.abstractmethod
+    async def ready(self, model: str) -> Readiness:
+        """Whether ``model`` can be served; never raises."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the pool."""
+
+    def describe(self) -> dict[str, Any]:
+        """Static facts for ``/v1/models`` (URL, protocol, last server identity)."""
+        return {}
+
+
+def decode_json(raw: bytes, backend: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadBackendResponseError(f"backend {backend} answered non-JSON: {raw[:80]!r}", backend) from None
+
+
+def predictions_of(raw: bytes, backend: str) -> list[Any]:
+    """The ``predictions`` list of a 200 answer, or 502."""
+    data = decode_json(raw, backend)
+    preds = data.get("predictions") if isinstance(data, dict) else None
+    if not isinstance(preds, list):
+        raise BadBackendResponseError(f"backend {backend} answered without a predictions list: {raw[:80]!r}", backend)
+    return preds
+
+
+def error_message(raw: bytes) -> str:
+    """The message of a TorchServe (``message``) or TF Serving (``error``) error body, else the text."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw[:200].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return raw[:200].decode("utf-8", "replace").strip()
+
+
+def raise_for_status(status: int, raw: bytes, backend: str, retry_after_s: float) -> None:
+    """Map a backend's non-200 answer onto the gateway's errors (see :mod:`gateway.errors`)."""
+    if status == 200:
+        return
+    message = f"backend {backend} answered {status}: {error_message(raw)}"
+    if status in (429, 503):
+        raise BackendOverloadedError(message, backend, retry_after_s)
+    if status in (400, 413, 422):
+        raise BackendRejectedError(message, backend, status)
+    raise BadBackendResponseError(message, backend)

@@ -1,0 +1,191 @@
+"""The gateway's one settings class: every knob comes from a ``GATEWAY_*`` environment variable.
+
+A bad value fails start-up with :class:`SettingsError`, whose message names the variable
+(``GATEWAY_POLICIES: ...``). Policies and backend assignments are JSON; they are checked
+against each other here and against the manifest's models in :func:`check_against_models`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.artifacts import MANIFEST_NAME, default_root
+
+ENV_PREFIX = "GATEWAY_"
+BackendName = Literal["torch", "torch_ort", "tf"]
+BACKEND_NAMES: tuple[BackendName, ...] = ("torch", "torch_ort", "tf")
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message starts with the environment variable's name."""
+
+
+def env_name(field: str) -> str:
+    """``policies`` -> ``GATEWAY_POLICIES``."""
+    return ENV_PREFIX + field.upper()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShadowConfig(_Strict):
+    """Mirror ``share`` of a model's requests to ``backend`` after answering the caller."""
+
+    backend: BackendName
+    share: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class PolicyConfig(_Strict):
+    """How one model's requests are routed.
+
+    - ``fixed``: always ``backend``.
+    - ``weighted``: ``weights`` (backend -> non-negative share).
+    - ``fastest``: lowest EWMA latency of two random candidates (``backends``, default all),
+      with ``probe_share`` of requests sent to a uniformly random one so no backend starves.
+    - ``failover``: ``order``; the next one only when the previous failed before answering.
+    """
+
+    policy: Literal["fixed", "weighted", "fastest", "failover"] = "fixed"
+    backend: BackendName | None = None
+    weights: dict[BackendName, Annotated[float, Field(ge=0.0)]] | None = None
+    backends: list[BackendName] | None = None
+    order: list[BackendName] | None = None
+    probe_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    alpha: float = Field(default=0.2, gt=0.0, le=1.0)
+    shadow: ShadowConfig | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> PolicyConfig:
+        if self.policy == "fixed" and self.backend is None:
+            raise ValueError('policy "fixed" needs "backend"')
+        if self.policy == "weighted" and (not self.weights or sum(self.weights.values()) <= 0):
+            raise ValueError('policy "weighted" needs "weights" with a positive total')
+        if self.policy == "failover" and not self.order:
+            raise ValueError('policy "failover" needs a non-empty "order"')
+        return self
+
+    def named_backends(self) -> set[str]:
+        """Every backend this policy (and its shadow) may call."""
+        names: set[str] = set()
+        if self.backend:
+            names.add(self.backend)
+        names.update(self.weights or {})
+        names.update(self.backends or [])
+        names.update(self.order or [])
+        if self.shadow:
+            names.add(self.shadow.backend)
+        return names
+
+
+def _default_manifest() -> Path:
+    return default_root() / MANIFEST_NAME
+
+
+class Settings(BaseSettings):
+    """Gateway configuration; see the README's table of ``GATEWAY_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    torch_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
+    #: TorchServe's ``key_file.json``; None sends no token (TorchServe with token auth off).
+    torch_key_file: Path | None = None
+    tf_url: HttpUrl = HttpUrl("http://127.0.0.1:8501")
+    tf_protocol: Literal["rest", "grpc"] = "rest"
+    tf_grpc_target: str = "127.0.0.1:8500"
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+
+    manifest: Path = Field(default_factory=_default_manifest)
+    #: model -> backends that serve it; None: every backend serves every model in the manifest.
+    backends: dict[str, list[BackendName]] | None = None
+    #: model -> policy; a model not listed is routed ``fixed`` to its first backend.
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+
+    max_body_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
+    max_concurrency: int = Field(default=64, gt=0, description="in-flight requests per backend before shedding")
+    pool_size: int = Field(default=100, gt=0, description="open connections per backend")
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    ready_timeout_s: float = Field(default=1.0, gt=0)
+    retry_after_s: int = Field(default=1, ge=0)
+    breaker_failures: int = Field(default=5, gt=0)
+    breaker_cooldown_s: float = Field(default=2.0, gt=0)
+    shadow_max_concurrency: int = Field(default=4, ge=0)
+    stats_window_s: float = Field(default=60.0, gt=0)
+
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.api_key is not None and not self.api_key.get_secret_value():
+            raise ValueError(f"{env_name('api_key')}: empty; unset it to disable the API key")
+        for model, names in (self.backends or {}).items():
+            if not names:
+                raise ValueError(f"{env_name('backends')}: model {model!r} has no backend")
+        for model, policy in self.policies.items():
+            if self.backends is not None and model not in self.backends:
+                raise ValueError(f"{env_name('policies')}: model {model!r} is not in {env_name('backends')}")
+            serving = set(self.serving(model))
+            missing = policy.named_backends() - serving
+            if missing:
+                raise ValueError(
+                    f"{env_name('policies')}: model {model!r} names {sorted(missing)}, "
+                    f"which {env_name('backends')} does not assign to it (serving: {sorted(serving)})"
+                )
+        return self
+
+    def serving(self, model: str) -> list[BackendName]:
+        """The backends that serve ``model``, in configured order."""
+        if self.backends is None:
+            return list(BACKEND_NAMES)
+        return list(self.backends.get(model, []))
+
+    def policy_for(self, model: str) -> PolicyConfig:
+        """The configured policy, or ``fixed`` to the model's first backend (``torch`` by default)."""
+        return self.policies.get(model) or PolicyConfig(policy="fixed", backend=self.serving(model)[0])
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``overrides``); :class:`SettingsError` names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if loc:
+            where = env_name(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
+            lines.append(f"{where}: {msg}")
+        else:
+            lines.append(msg)  # model-level validators already name the variable
+    return "invalid gateway settings: " + "; ".join(lines)
+
+
+def check_against_models(settings: Settings, models: Iterable[str]) -> None:
+    """Every model named in the settings exists in the manifest."""
+    known = set(models)
+    for field in ("backends", "policies"):
+        named: dict[str, object] = getattr(settings, field) or {}
+        unknown = sorted(set(named) - known)
+        if unknown:
+            raise SettingsError(f"{env_name(field)}: unknown model(s) {unknown}; the manifest has {sorted(known)}")
+
+
+def dumps_policies(policies: dict[str, PolicyConfig]) -> str:
+    """The JSON a ``GATEWAY_POLICIES`` value holds (for docs and tests)."""
+    return json.dumps({m: p.model_dump(exclude_none=True) for m, p in policies.items()})

@@ -1,0 +1,187 @@
+"""Every failure the gateway answers, and the status it answers with.
+
+One body shape everywhere: ``{"detail": "<message>", ...extra}``. The status says whose
+fault it is::
+
+    GatewayError ...................................... 500  (never raised bare)
+    ├── RequestError .................................. 400  the caller's request
+    │   ├── UnknownBackendError ....................... 400  backend not known / not serving the model
+    │   ├── UnauthorizedError ......................... 401  missing or wrong API key (WWW-Authenticate)
+    │   ├── UnknownModelError ......................... 404
+    │   ├── PayloadTooLargeError ...................... 413  body or instance count over the limit
+    │   ├── UnsupportedMediaTypeError ................. 415  not application/json
+    │   └── InvalidInputError ......................... 422  fails the manifest's shape/dtype check
+    └── BackendError .................................. 502  carries ``backend`` (also in the body)
+        ├── BackendRejectedError ...................... 4xx  the backend's own status and message
+        ├── BadBackendResponseError ................... 502  non-JSON, no predictions, wrong shape,
+        │                                                    5xx, or TorchServe refused a fresh token
+        ├── BackendTimeoutError ....................... 504  no answer within the read timeout
+        └── BackendUnavailableError ................... 503 + Retry-After  refused/reset before answering
+            ├── BackendOverloadedError ................ 503 + Retry-After  our in-flight limit, or its 503/429
+            └── CircuitOpenError ...................... 503 + Retry-After  breaker open; not even tried
+
+    anything else ..................................... 500  {"detail": "internal error"}, traceback logged
+
+``BackendUnavailableError`` (and only it) lets the ``failover`` policy try the next backend:
+the request never reached a model, so repeating it elsewhere cannot double its effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("gateway")
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers deliberately."""
+
+    status = 500
+    #: short, stable name used in stats and metrics ("outcome" label)
+    kind = "internal"
+
+    def __init__(self, detail: str, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, **self.extra}
+
+
+class RequestError(GatewayError):
+    status = 400
+    kind = "bad_request"
+
+
+class UnknownBackendError(RequestError):
+    status = 400
+    kind = "unknown_backend"
+
+
+class UnauthorizedError(RequestError):
+    status = 401
+    kind = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class UnknownModelError(RequestError):
+    status = 404
+    kind = "unknown_model"
+
+
+class PayloadTooLargeError(RequestError):
+    status = 413
+    kind = "too_large"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    status = 415
+    kind = "media_type"
+
+
+class InvalidInputError(RequestError):
+    status = 422
+    kind = "invalid_input"
+
+
+class BackendError(GatewayError):
+    """A backend failed; ``backend`` names it (also in the body)."""
+
+    status = 502
+    kind = "backend_error"
+
+    def __init__(self, detail: str, backend: str, **extra: object) -> None:
+        super().__init__(detail, backend=backend, **extra)
+        self.backend = backend
+
+
+class BackendRejectedError(BackendError):
+    """The backend refused the input; its status (a 4xx) and message are passed on."""
+
+    kind = "backend_rejected"
+
+    def __init__(self, detail: str, backend: str, status: int) -> None:
+        super().__init__(detail, backend)
+        self.status = status
+
+
+class BadBackendResponseError(BackendError):
+    status = 502
+    kind = "bad_response"
+
+
+class BackendTimeoutError(BackendError):
+    status = 504
+    kind = "timeout"
+
+
+class BackendUnavailableError(BackendError):
+    """Failed before answering: connection refused or reset, shed, or breaker open."""
+
+    status = 503
+    kind = "unavailable"
+    #: counts towards opening the circuit breaker (a refused or reset connection does)
+    connection_failure = True
+
+    def __init__(self, detail: str, backend: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(detail, backend)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class BackendOverloadedError(BackendUnavailableError):
+    kind = "overloaded"
+    connection_failure = False
+
+
+class CircuitOpenError(BackendUnavailableError):
+    kind = "circuit_open"
+    connection_failure = False
+
+
+def error_response(exc: GatewayError) -> JSONResponse:
+    """The JSON response for a deliberate error."""
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Map every error to the one body shape; anything unexpected becomes a logged 500."""
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)

@@ -1,0 +1,63 @@
+"""Prometheus metrics in a per-app registry (so two apps in one process never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+DIFF_BUCKETS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """Counters and histograms labelled by model, backend and outcome."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered, by model, backend that answered (or none) and outcome",
+            ["model", "backend", "outcome"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to answer inside the gateway",
+            ["model", "backend", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_latency = Histogram(
+            "gateway_backend_duration_seconds",
+            "Backend round trip as the gateway saw it",
+            ["model", "backend", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_diff = Histogram(
+            "gateway_shadow_max_abs_diff",
+            "Max absolute difference between the primary's and the shadow's predictions",
+            ["model", "primary", "shadow"],
+            buckets=DIFF_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_requests = Counter(
+            "gateway_shadow_requests",
+            "Shadow requests by outcome (dropped: shadow concurrency limit reached)",
+            ["model", "shadow", "outcome"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_backend_in_flight", "Requests in flight per backend", ["backend"], registry=self.registry
+        )
+        self.breaker_open = Gauge(
+            "gateway_backend_circuit_open",
+            "1 while the backend's circuit is not closed",
+            ["backend"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,146 @@
+"""Thin HTTP adapters over :class:`~gateway.dataplane.DataPlane`: parse, call, answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from .dataplane import Answer, DataPlane
+from .errors import GatewayError, UnknownBackendError
+from .metrics import CONTENT_TYPE_LATEST
+from .models import ModelInfo
+from .payload import Payload, check_content_type, check_payload, read_body
+from .schemas import ERRORS, CompareRequest, CompareResponse, PredictRequest, PredictResponse, json_body
+
+router = APIRouter()
+BackendHeader = Header(default=None, alias="X-Backend", description="backend override (body's backend wins if equal)")
+
+
+def _plane(request: Request) -> DataPlane:
+    plane: DataPlane = request.app.state.plane
+    return plane
+
+
+async def _read(request: Request, plane: DataPlane, model: str) -> tuple[ModelInfo, Payload]:
+    info = plane.model(model)
+    check_content_type(request)
+    raw = await read_body(request, plane.settings.max_body_bytes)
+    return info, check_payload(raw, info)
+
+
+def _requested(payload: Payload, header: str | None) -> str | None:
+    if payload.backend and header and payload.backend != header:
+        raise UnknownBackendError(f"body asks for backend {payload.backend[:32]!r} but X-Backend says {header[:32]!r}")
+    return payload.backend or header
+
+
+def _answer(model: str, answer: Answer, started: float) -> Response:
+    body = json.dumps(
+        {"model": model, "backend": answer.backend, "server": answer.server, "predictions": answer.predictions},
+        separators=(",", ":"),
+    )
+    backend_ms = answer.latency_s * 1000
+    gateway_ms = max(0.0, (time.perf_counter() - started) * 1000 - backend_ms)
+    headers = {
+        "X-Backend": answer.backend,
+        "Server-Timing": f"backend;dur={backend_ms:.3f}, gateway;dur={gateway_ms:.3f}",
+    }
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/v1/models/{model}/predict",
+    openapi_extra=json_body(PredictRequest),
+    responses={200: {"model": PredictResponse}, **ERRORS},
+)
+async def predict(model: str, request: Request, x_backend: str | None = BackendHeader) -> Response:
+    """Route one request by the model's policy, or to the backend named in the body or X-Backend."""
+    started = time.perf_counter()
+    plane = _plane(request)
+    backend = "none"
+    try:
+        info, payload = await _read(request, plane, model)
+        answer = await plane.predict(info, payload, _requested(payload, x_backend))
+        backend = answer.backend
+    except GatewayError as exc:
+        if model in plane.models:
+            plane.observe_request(model, getattr(exc, "backend", backend), exc.kind, time.perf_counter() - started)
+        raise
+    plane.observe_request(model, backend, "ok", time.perf_counter() - started)
+    return _answer(model, answer, started)
+
+
+@router.post(
+    "/v1/models/{model}/compare",
+    openapi_extra=json_body(CompareRequest),
+    responses={200: {"model": CompareResponse}, **ERRORS},
+)
+async def compare(model: str, request: Request) -> JSONResponse:
+    """Send the same input to every backend serving the model, concurrently, and report their agreement."""
+    plane = _plane(request)
+    info, payload = await _read(request, plane, model)
+    return JSONResponse(await plane.compare(info, payload))
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> dict[str, Any]:
+    """Models, their shapes and policy, and each serving backend's readiness and server."""
+    plane = _plane(request)
+    readiness = await plane.readiness()
+    shadows = {name: config.shadow for name, config in plane.configs.items()}
+    return {
+        "models": {
+            name: {
+                **info.public(),
+                "policy": plane.policies[name].describe(),
+                "shadow": shadow.model_dump() if (shadow := shadows[name]) else None,
+                "backends": {
+                    b: {"ready": r.ready, "server": r.server, "detail": r.detail} for b, r in readiness[name].items()
+                },
+            }
+            for name, info in plane.models.items()
+        },
+        "backends": {name: plane.describe_backend(name) for name in plane.clients},
+    }
+
+
+@router.get("/v1/stats")
+async def stats(request: Request) -> dict[str, object]:
+    """Per model × backend: count, errors, throughput and latency percentiles (window and since reset)."""
+    plane = _plane(request)
+    return {**plane.stats.snapshot(), "shadow_dropped": plane.shadow.dropped}
+
+
+@router.post("/v1/stats/reset")
+async def stats_reset(request: Request) -> dict[str, str]:
+    """Forget every recorded latency and error."""
+    _plane(request).stats.reset()
+    return {"status": "reset"}
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of the gateway's counters and histograms."""
+    return Response(_plane(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """The process is up (no backend is asked)."""
+    return {"status": "live"}
+
+
+@router.get("/health/ready", responses={503: {"description": "some model has no ready backend"}})
+async def ready(request: Request) -> JSONResponse:
+    """Ready when every model has at least one ready backend; lists each backend's state."""
+    readiness = await _plane(request).readiness()
+    models = {m: {b: r.ready for b, r in rs.items()} for m, rs in readiness.items()}
+    ok = all(any(rs.values()) for rs in models.values())
+    body: dict[str, object] = {"status": "ready" if ok else "not ready", "models": models}
+    if not ok:
+        body["detail"] = "some model has no ready backend"
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,43 @@
+"""Optional API key on every route except ``/health/*``: ``X-API-Key`` or ``Authorization: Bearer``.
+
+A pure ASGI middleware (no per-request dependency overhead), comparing in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import UnauthorizedError, error_response
+
+OPEN_PREFIX = "/health/"
+
+
+def _presented(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-api-key":
+            return bytes(value)
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return bytes(value[7:].strip())
+    return None
+
+
+class ApiKeyMiddleware:
+    """Answers 401 unless the request carries ``key``."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(OPEN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        presented = _presented(scope)
+        if presented is None or not hmac.compare_digest(presented, self.key):
+            reason = "missing" if presented is None else "wrong"
+            response = error_response(UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
