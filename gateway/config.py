@@ -8,10 +8,12 @@ against each other here and against the manifest's models in :func:`check_agains
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
+import pydantic_settings
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -161,6 +163,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    except pydantic_settings.SettingsError as exc:  # a complex (JSON) value that does not parse
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a GATEWAY_* variable"
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise SettingsError(f"invalid gateway settings: {name}: not valid JSON{cause}") from None
 
 
 def _describe(exc: ValidationError) -> str:

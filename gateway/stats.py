@@ -70,7 +70,7 @@ class Series:
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_s
-        while self.ring and self.ring[0].start + self.slot_s <= horizon:
+        while self.ring and self.ring[0].start < horizon:
             self.ring.popleft()
         while self.window_errors and self.window_errors[0][0] <= horizon:
             self.window_errors.popleft()

@@ -126,7 +126,7 @@ class Fake:
         if mode == "wrong_rows":
             preds = preds[:-1] or [*preds, *preds]
         if mode == "wrong_shape":
-            preds = [row[:-1] + [0.0, 0.0] for row in preds]
+            preds = [[*row[:-1], 0.0, 0.0] for row in preds]
         headers = {"X-TF-Server": self.tf_header} if backend == "tf" and self.tf_header else {}
         return web.json_response({"predictions": preds}, headers=headers)
 

@@ -31,7 +31,8 @@ async def test_predict_answers_with_backend_and_timing_headers(
     }
     assert resp.headers["X-Backend"] == "torch"
     timing = resp.headers["Server-Timing"]
-    assert timing.startswith("backend;dur=") and ", gateway;dur=" in timing
+    assert timing.startswith("backend;dur=")
+    assert ", gateway;dur=" in timing
     assert fake.requests[0][1] == "/predictions/digits"
 
 
@@ -129,8 +130,10 @@ async def test_nan_and_bad_json(fake: Fake, settings_for: Callable[..., Settings
             "/v1/models/mlp/predict", content=b'{"instances": [[NaN,1,1,1,1,1,1,1,1,1]]}', headers=headers
         )
         broken = await client.post("/v1/models/mlp/predict", content=b'{"instances": [', headers=headers)
-    assert nan.status_code == 422 and "NaN" in _detail(nan)
-    assert broken.status_code == 422 and "not valid JSON" in _detail(broken)
+    assert nan.status_code == 422
+    assert "NaN" in _detail(nan)
+    assert broken.status_code == 422
+    assert "not valid JSON" in _detail(broken)
 
 
 async def test_unknown_model_and_backend_header(fake: Fake, settings_for: Callable[..., Settings]) -> None:
@@ -144,11 +147,14 @@ async def test_unknown_model_and_backend_header(fake: Fake, settings_for: Callab
             "/v1/models/mlp/predict", json={"instances": [[1.0] * 10], "backend": "tf"}, headers={"X-Backend": "torch"}
         )
         route = await client.get("/predictions/mlp")
-    assert missing.status_code == 404 and "unknown model 'nope'" in _detail(missing)
+    assert missing.status_code == 404
+    assert "unknown model 'nope'" in _detail(missing)
     assert traversal.status_code == 404
-    assert header.status_code == 400 and "does not serve model mlp" in _detail(header)
+    assert header.status_code == 400
+    assert "does not serve model mlp" in _detail(header)
     assert clash.status_code == 400
-    assert route.status_code == 404 and _detail(route) == "Not Found"
+    assert route.status_code == 404
+    assert _detail(route) == "Not Found"
     assert fake.requests == []
 
 
@@ -170,10 +176,13 @@ async def test_content_type_and_size_limits(fake: Fake, settings_for: Callable[.
             "/v1/models/mlp/predict", content=chunks(), headers={"Content-Type": "application/json"}
         )
     assert ok.status_code == 200
-    assert text.status_code == 415 and "application/json" in _detail(text)
+    assert text.status_code == 415
+    assert "application/json" in _detail(text)
     assert none.status_code == 415
-    assert declared.status_code == 413 and f"limit of {len(raw)} bytes" in _detail(declared)
-    assert streamed.status_code == 413 and "exceeds the limit" in _detail(streamed)
+    assert declared.status_code == 413
+    assert f"limit of {len(raw)} bytes" in _detail(declared)
+    assert streamed.status_code == 413
+    assert "exceeds the limit" in _detail(streamed)
     assert len(fake.requests) == 1
 
 
