@@ -109,8 +109,14 @@ def model_config(name: str) -> dict[str, Any]:
     return config
 
 
-def export_mar(root: Path, name: str, *, ort: bool) -> None:
-    """Pack ``model-store/<name>[_ort].mar``: serialized model, handler, spec, validation, config."""
+def export_mar(
+    root: Path, name: str, *, ort: bool, config: dict[str, Any] | None = None, out_root: Path | None = None
+) -> None:
+    """Pack ``model-store/<name>[_ort].mar``: serialized model, handler, spec, validation, config.
+
+    ``config`` replaces the settings from ``model-config.yaml`` and ``out_root`` the
+    destination root (the benchmark packs TorchServe-default archives this way).
+    """
     spec = specs.get_spec(name)
     serialized = artifact_path(root, name, "onnx" if ort else "torchscript")
     archive_name = f"{name}_ort" if ort else name
@@ -118,7 +124,7 @@ def export_mar(root: Path, name: str, *, ort: bool) -> None:
         work = Path(work_dir)
         (work / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
         shutil.copy(VALIDATION, work / "duoserve_validation.py")
-        (work / "model-config.yaml").write_text(yaml.safe_dump(model_config(name)))
+        (work / "model-config.yaml").write_text(yaml.safe_dump(model_config(name) if config is None else config))
         out = work / "out"
         out.mkdir()
         subprocess.run(
@@ -142,7 +148,7 @@ def export_mar(root: Path, name: str, *, ort: bool) -> None:
             ],
             check=True,
         )
-        with atomic_file(artifact_path(root, name, "mar_ort" if ort else "mar")) as tmp:
+        with atomic_file(artifact_path(out_root or root, name, "mar_ort" if ort else "mar")) as tmp:
             shutil.copy(out / f"{archive_name}.mar", tmp)
 
 

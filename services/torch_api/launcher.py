@@ -26,9 +26,8 @@ from typing import Any
 from services.common.artifacts import ArtifactError, load_manifest, verify
 from services.torch_api.settings import TorchApiSettings
 
-HERE = Path(__file__).resolve().parent
-CONFIG_TEMPLATE = HERE / "config.properties"
 KEY_FILE = "key_file.json"
+_ARCHIVES = (("mar", ""), ("mar_ort", "_ort"))
 
 
 def _ts_home() -> Path:
@@ -60,7 +59,7 @@ def render_config(settings: TorchApiSettings, model_store: Path, models: list[st
     }
     lines: list[str] = []
     seen: set[str] = set()
-    for line in CONFIG_TEMPLATE.read_text().splitlines():
+    for line in settings.config_template.read_text().splitlines():
         key = line.split("=", 1)[0].strip()
         if not line.lstrip().startswith("#") and key in overrides:
             lines.append(f"{key}={overrides[key]}")
@@ -132,12 +131,10 @@ def prepare(settings: TorchApiSettings) -> tuple[Path, Path, list[str]]:
     """Check the archives against the manifest and write the effective config; returns (config, store, models)."""
     manifest = load_manifest(settings.artifacts)
     store = (settings.artifacts / "model-store").resolve()
-    available: list[str] = []
-    for model in manifest["models"]:
-        for kind, suffix in (("mar", ""), ("mar_ort", "_ort")):
-            verify(settings.artifacts, model, kind, manifest)
-            available.append(model + suffix)
-    models = settings.model_names(available)
+    available = {f"{model}{suffix}": (model, kind) for model in manifest["models"] for kind, suffix in _ARCHIVES}
+    models = settings.model_names(list(available))
+    for name in models:
+        verify(settings.artifacts, *available[name], manifest)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.chmod(0o700)  # the key file is a secret
     settings.log_dir.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ class TorchApiSettings(BaseSettings):
     max_request_bytes: int = Field(128 * 1024 * 1024, ge=1024)
     job_queue_size: int = Field(100, ge=1)
     java: str = "java"
+    #: config.properties to start from (the benchmark points this at TorchServe's defaults).
+    config_template: Path = Path(__file__).resolve().parent / "config.properties"
 
     @field_validator("host")
     @classmethod
