@@ -93,6 +93,33 @@ def _start(
     return proc, settings
 
 
+def _measure(
+    variant: str, settings: TorchApiSettings, models: list[str], connections: list[int], duration: float, repeats: int
+) -> list[dict[str, Any]]:
+    import numpy as np
+
+    headers = {"Authorization": f"Bearer {read_keys(settings.run_dir)['inference']}"}
+    results: list[dict[str, Any]] = []
+    for model in models:
+        spec = get_spec(model)
+        low, high = spec.value_range
+        x = np.random.default_rng(0).uniform(low, high, size=(1, *spec.input_shape)).astype(np.float32)
+        body = json.dumps({"instances": x.tolist()}).encode()
+        url = f"http://127.0.0.1:{settings.inference_port}/predictions/{model}"
+        wrk.run(url, body, connections=4, duration_s=2, headers=headers)  # warm-up, not recorded
+        for conns in connections:
+            for repeat in range(repeats):
+                threads = 2 if conns > 1 else 1
+                result = wrk.run(url, body, connections=conns, duration_s=duration, headers=headers, threads=threads)
+                results.append({"variant": variant, "model": model, "repeat": repeat, **result.to_json()})
+                print(
+                    f"{variant:7} {model:7} c={conns:<3} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:7.2f} ms  non-2xx {result.non_2xx}",
+                    flush=True,
+                )
+    return results
+
+
 def _summary(values: list[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
@@ -115,27 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             root, template = _prepare_root(work, variant, models)
             proc, settings = _start(work, variant, root, template, models)
             try:
-                key = read_keys(settings.run_dir)["inference"]
-                for model in models:
-                    spec = get_spec(model)
-                    low, high = spec.value_range
-                    import numpy as np
-
-                    x = np.random.default_rng(0).uniform(low, high, size=(1, *spec.input_shape)).astype(np.float32)
-                    body = json.dumps({"instances": x.tolist()}).encode()
-                    url = f"http://127.0.0.1:{settings.inference_port}/predictions/{model}"
-                    wrk.run(url, body, connections=4, duration_s=2, headers={"Authorization": f"Bearer {key}"})
-                    for conns in connections:
-                        for repeat in range(args.repeats):
-                            result = wrk.run(
-                                url, body, connections=conns, duration_s=args.duration,
-                                headers={"Authorization": f"Bearer {key}"}, threads=2 if conns > 1 else 1,
-                            )  # fmt: skip
-                            results.append({"variant": variant, "model": model, "repeat": repeat, **result.to_json()})
-                            print(
-                                f"{variant:7} {model:7} c={conns:<3} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  non-2xx {result.non_2xx}",
-                                flush=True,
-                            )
+                results += _measure(variant, settings, models, connections, args.duration, args.repeats)
             finally:
                 proc.terminate()
                 proc.wait(60)
