@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     batching_config: Path = DEFAULT_BATCHING_CONFIG
     monitoring_config: Path = DEFAULT_MONITORING_CONFIG
     enable_batching: bool = True
-    #: Largest request body (REST) or message (gRPC) accepted; 64 MiB holds resnet x 32 as JSON.
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    #: Largest request body (REST) or message (gRPC) accepted. resnet x 32 is 4.8 M floats:
+    #: ~50 MB as shortest float32 text, ~96 MB as Python's json writes float32 values (17
+    #: digits), so 128 MiB lets either through and refuses anything much larger.
+    max_body_bytes: int = Field(128 * 1024 * 1024, ge=1024)
     #: auto: the binary when it is on PATH, else the compatible server.
     server: Literal["auto", "binary", "compat"] = "auto"
     log_dir: Path = REPO / "logs" / "tf_api"

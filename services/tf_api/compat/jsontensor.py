@@ -149,7 +149,7 @@ def _convert(value: Any, info: TensorInfo, may_hold_bools: bool) -> np.ndarray:
             too_big = np.abs(array) > limit
         if too_big.any():
             bad = array[too_big].flat[0]
-            raise invalid(f"Cannot convert JSON value: {bad!r} to {type_name} without loss of precision.")
+            raise invalid(f"Cannot convert JSON value: {float(bad)!r} to {type_name} without loss of precision.")
     return array.astype(info.dtype)
 
 
