@@ -152,7 +152,8 @@ class Fake:
                 state = "LOADING"
             else:
                 state = "AVAILABLE"
-            return web.json_response({"model_version_status": [{"version": "1", "state": state}]})
+            headers = {"X-TF-Server": self.tf_header} if self.tf_header else {}
+            return web.json_response({"model_version_status": [{"version": "1", "state": state}]}, headers=headers)
         model, _, verb = spec.partition(":")
         if verb != "predict":
             return web.json_response({"error": "bad verb"}, status=404)

@@ -1,0 +1,122 @@
+"""Backend clients: TorchServe token refresh, the configured limits reaching the client, readiness."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway import Settings
+from gateway.backends.tf_rest import TFRestClient
+from gateway.backends.torchserve import TorchServeClient
+from gateway.backends.transport import AiohttpTransport, HttpxTransport
+
+from .conftest import Fake, gateway, instances
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_token_is_read_and_refreshed_once_when_torchserve_rotates_it(
+    fake: Fake, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    fake.rotate_key("key-1")
+    async with gateway(settings_for(fake, torch_key_file=fake.key_file)) as (client, _):
+        body = {"instances": instances("mlp", 1)}
+        first = await client.post("/v1/models/mlp/predict", json=body)
+        fake.rotate_key("key-2")  # TorchServe restarted: new key, old one refused
+        second = await client.post("/v1/models/mlp/predict", json=body)
+        third = await client.post("/v1/models/mlp/predict", json=body)
+    assert [first.status_code, second.status_code, third.status_code] == [200, 200, 200]
+    seen = [(who, headers.get("Authorization")) for who, _, headers in fake.requests]
+    assert seen == [
+        ("torch", "Bearer key-1"),
+        ("auth_refused", "Bearer key-1"),
+        ("torch", "Bearer key-2"),
+        ("torch", "Bearer key-2"),  # cached: the file is read again only after a refusal
+    ]
+
+
+async def test_a_refused_fresh_token_is_a_502_not_the_callers_fault(
+    fake: Fake, settings_for: Callable[..., Settings]
+) -> None:
+    fake.rotate_key("real")
+    assert fake.key_file is not None
+    fake.key_file.write_text(json.dumps({"inference": {"key": "stale"}}))
+    async with gateway(settings_for(fake, torch_key_file=fake.key_file)) as (client, _):
+        resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 1)})
+    assert resp.status_code == 502
+    assert "refused the gateway's inference key" in resp.json()["detail"]
+    assert "stale" not in resp.text  # the key itself is never shown
+    assert [who for who, _, _ in fake.requests] == ["auth_refused", "auth_refused"]
+
+
+async def test_configured_timeouts_and_pool_limits_reach_the_clients(settings_for: Callable[..., Settings]) -> None:
+    settings = settings_for(None, connect_timeout_s=0.75, read_timeout_s=7.5, pool_size=13)
+    async with gateway(settings) as (_, plane):
+        for name in ("torch", "torch_ort", "tf"):
+            client = plane.clients[name]
+            assert isinstance(client, TorchServeClient | TFRestClient)
+            transport = client.transport
+            assert isinstance(transport, AiohttpTransport)
+            session = transport.session
+            assert session.timeout == aiohttp.ClientTimeout(total=None, connect=0.75, sock_read=7.5)
+            connector = session.connector
+            assert isinstance(connector, aiohttp.TCPConnector)
+            assert connector.limit == 13
+            assert connector.limit_per_host == 13
+        assert plane.guards["tf"].max_in_flight == settings.max_concurrency
+        assert plane.guards["tf"].breaker.threshold == settings.breaker_failures
+        sessions = [plane.clients[n].transport.session for n in ("torch", "tf")]  # type: ignore[attr-defined]
+    assert all(s.closed for s in sessions)  # the lifespan closed the pools
+
+
+async def test_httpx_alternative_gets_the_same_limits_and_works(
+    fake: Fake, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(fake, http_client="httpx", connect_timeout_s=0.5, read_timeout_s=3.0, pool_size=7)
+    async with gateway(settings) as (client, plane):
+        transport = plane.clients["tf"].transport
+        assert isinstance(transport, HttpxTransport)
+        timeout = transport.client.timeout
+        assert (timeout.connect, timeout.read) == (0.5, 3.0)
+        pool = transport.client._transport._pool  # type: ignore[attr-defined]
+        assert pool._max_connections == 7
+        resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 2), "backend": "tf"})
+    assert resp.status_code == 200
+    assert len(resp.json()["predictions"]) == 2
+
+
+async def test_models_and_readiness(fake: Fake, settings_for: Callable[..., Settings]) -> None:
+    policies = {"digits": {"policy": "fastest", "shadow": {"backend": "tf", "share": 0.1}}}
+    async with gateway(settings_for(fake, policies=policies)) as (client, _):
+        models = (await client.get("/v1/models")).json()
+        ready = await client.get("/health/ready")
+        fake.modes["tf_status"] = "loading"
+        tf_loading = (await client.get("/v1/models")).json()
+    digits = models["models"]["digits"]
+    assert digits["input_shape"] == [None, 8, 8]
+    assert digits["output_shape"] == [None, 10]
+    assert digits["max_batch"] == 4
+    assert digits["policy"]["policy"] == "fastest"
+    assert digits["shadow"] == {"backend": "tf", "share": 0.1}
+    assert {b: v["ready"] for b, v in digits["backends"].items()} == {"torch": True, "torch_ort": True, "tf": True}
+    assert digits["backends"]["tf"]["server"] == "duoserve-compat"
+    assert models["backends"]["torch_ort"]["path"] == "/predictions/{model}_ort"
+    assert models["backends"]["tf"]["circuit"] == "closed"
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert tf_loading["models"]["mlp"]["backends"]["tf"]["ready"] is False
+
+
+async def test_not_ready_when_backends_are_down(settings_for: Callable[..., Settings]) -> None:
+    async with gateway(settings_for(None)) as (client, _):
+        live = await client.get("/health/live")
+        ready = await client.get("/health/ready")
+    assert live.status_code == 200
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["detail"] == "some model has no ready backend"
+    assert body["models"]["mlp"] == {"torch": False, "torch_ort": False, "tf": False}
