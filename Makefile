@@ -36,14 +36,17 @@ lint: $(STAMP)  ## ruff and mypy on the source
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-run: artifacts  ## start the stack natively, run the comparison, write the report, stop (issue 6)
-	@echo "make run: the comparison run arrives with the loadtests issue" && exit 2
+# `make run`: the stack comes down again whatever happens (failure, Ctrl-C).
+RUN_ARGS ?=
+run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
+	@trap '$(PY) -m services.stack down' EXIT; trap 'exit 130' INT TERM; \
+	$(PY) -m services.stack up && $(PY) -m loadtests run $(RUN_ARGS)
 
-up: artifacts  ## start torch_api, tf_api and the gateway in the background (issue 5)
-	@echo "make up: arrives with the gateway issue" && exit 2
+up: artifacts  ## start torch_api, tf_api and the gateway in the background; returns when all are ready
+	$(PY) -m services.stack up
 
-down:  ## stop everything `make up` started (issue 5)
-	@echo "make down: arrives with the gateway issue" && exit 2
+down:  ## stop everything `make up` started
+	$(PY) -m services.stack down
 
-clean:  ## remove generated artifacts, reports and logs (keeps .venv)
-	rm -rf artifacts reports logs
+clean: down  ## stop the stack; remove generated artifacts, reports, logs and run state (keeps .venv)
+	rm -rf artifacts reports logs .run
