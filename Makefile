@@ -48,5 +48,6 @@ up: artifacts  ## start torch_api, tf_api and the gateway in the background; ret
 down:  ## stop everything `make up` started
 	$(PY) -m services.stack down
 
-clean: down  ## stop the stack; remove generated artifacts, reports, logs and run state (keeps .venv)
+clean:  ## stop the stack; remove generated artifacts, reports, logs and run state (keeps .venv)
+	-test -x $(PY) && $(PY) -m services.stack down
 	rm -rf artifacts reports logs .run

@@ -24,3 +24,15 @@ def artifacts_root() -> Path:
 @pytest.fixture(scope="session")
 def manifest(artifacts_root: Path) -> dict[str, Any]:
     return load_manifest(artifacts_root)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The whole native stack (all models), started once per session on free ports."""
+    from tests.utils.stack import running_stack
+
+    try:
+        with running_stack(tmp_path_factory.mktemp("stack")) as running:
+            yield running
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
