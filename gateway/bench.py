@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clients", nargs="+", default=["aiohttp", "httpx"], choices=["aiohttp", "httpx"])
+    parser.add_argument("--clients", nargs="+", default=["h1", "aiohttp", "httpx"], choices=["h1", "aiohttp", "httpx"])
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--loadgen", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--echo", type=int, metavar="PORT", help=argparse.SUPPRESS)

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     tf_url: HttpUrl = HttpUrl("http://127.0.0.1:8501")
     tf_protocol: Literal["rest", "grpc"] = "rest"
     tf_grpc_target: str = "127.0.0.1:8500"
-    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    http_client: Literal["h1", "aiohttp", "httpx"] = "h1"
 
     manifest: Path = Field(default_factory=_default_manifest)
     #: model -> backends that serve it; None: every backend serves every model in the manifest.

@@ -141,11 +141,11 @@ class DataPlane:
         except BackendError as exc:
             elapsed = time.perf_counter() - start
             self.stats.record_error(model.name, backend, exc.kind)
-            self.metrics.backend_latency.labels(model.name, backend, exc.kind).observe(elapsed)
+            self.metrics.observe_backend(model.name, backend, exc.kind, elapsed)
             self.policies[model.name].observe(backend, elapsed, ok=False)
             raise
         self.stats.record(model.name, backend, result.latency_s, result.server)
-        self.metrics.backend_latency.labels(model.name, backend, "ok").observe(result.latency_s)
+        self.metrics.observe_backend(model.name, backend, "ok", result.latency_s)
         self.policies[model.name].observe(backend, result.latency_s, ok=True)
         return Answer(backend, result.predictions, array, result.latency_s, result.server)
 
@@ -215,8 +215,7 @@ class DataPlane:
     # -- state ------------------------------------------------------------------------
 
     def observe_request(self, model: str, backend: str, outcome: str, seconds: float) -> None:
-        self.metrics.requests.labels(model, backend, outcome).inc()
-        self.metrics.request_latency.labels(model, backend, outcome).observe(seconds)
+        self.metrics.observe_request(model, backend, outcome, seconds)
 
     async def readiness(self) -> dict[str, dict[str, Readiness]]:
         """Each model's backends' readiness, checked concurrently within the ready timeout."""

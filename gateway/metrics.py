@@ -16,6 +16,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # labels() costs a lock and a dict lookup per call; the hot path keeps the children
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._backend_children: dict[tuple[str, str, str], Histogram] = {}
         self.requests = Counter(
             "gateway_requests",
             "Requests answered, by model, backend that answered (or none) and outcome",
@@ -58,6 +61,24 @@ class Metrics:
             ["backend"],
             registry=self.registry,
         )
+
+    def observe_request(self, model: str, backend: str, outcome: str, seconds: float) -> None:
+        key = (model, backend, outcome)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(*key),
+                self.request_latency.labels(*key),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_backend(self, model: str, backend: str, outcome: str, seconds: float) -> None:
+        key = (model, backend, outcome)
+        child = self._backend_children.get(key)
+        if child is None:
+            child = self._backend_children[key] = self.backend_latency.labels(*key)
+        child.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

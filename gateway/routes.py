@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .dataplane import Answer, DataPlane
@@ -17,7 +17,14 @@ from .payload import Payload, check_content_type, check_payload, read_body
 from .schemas import ERRORS, CompareRequest, CompareResponse, PredictRequest, PredictResponse, json_body
 
 router = APIRouter()
-BackendHeader = Header(default=None, alias="X-Backend", description="backend override (body's backend wins if equal)")
+#: declared for the docs only: reading it by hand skips FastAPI's per-request dependency solving
+BACKEND_HEADER = {
+    "name": "X-Backend",
+    "in": "header",
+    "required": False,
+    "description": "backend override; must equal the body's backend when both are given",
+    "schema": {"type": "string", "enum": ["torch", "torch_ort", "tf"]},
+}
 
 
 def _plane(request: Request) -> DataPlane:
@@ -54,17 +61,17 @@ def _answer(model: str, answer: Answer, started: float) -> Response:
 
 @router.post(
     "/v1/models/{model}/predict",
-    openapi_extra=json_body(PredictRequest),
+    openapi_extra={**json_body(PredictRequest), "parameters": [BACKEND_HEADER]},
     responses={200: {"model": PredictResponse}, **ERRORS},
 )
-async def predict(model: str, request: Request, x_backend: str | None = BackendHeader) -> Response:
+async def predict(model: str, request: Request) -> Response:
     """Route one request by the model's policy, or to the backend named in the body or X-Backend."""
     started = time.perf_counter()
     plane = _plane(request)
     backend = "none"
     try:
         info, payload = await _read(request, plane, model)
-        answer = await plane.predict(info, payload, _requested(payload, x_backend))
+        answer = await plane.predict(info, payload, _requested(payload, request.headers.get("x-backend")))
         backend = answer.backend
     except GatewayError as exc:
         if model in plane.models:

@@ -45,7 +45,7 @@ def build_backends(settings: Settings, names: set[str]) -> dict[str, BackendClie
     torch_url = str(settings.torch_url)
     for name in sorted(names):
         if name in ("torch", "torch_ort"):
-            transport = make_transport(settings.http_client, name, limits)
+            transport = make_transport(settings.http_client, name, limits, torch_url)
             suffix = "_ort" if name == "torch_ort" else ""
             clients[name] = TorchServeClient(name, torch_url, transport, settings.torch_key_file, suffix)
         elif name == "tf" and settings.tf_protocol == "grpc":
@@ -58,5 +58,6 @@ def build_backends(settings: Settings, names: set[str]) -> dict[str, BackendClie
                 retry_after_s=settings.retry_after_s,
             )
         elif name == "tf":
-            clients[name] = TFRestClient(name, str(settings.tf_url), make_transport(settings.http_client, name, limits))
+            tf_url = str(settings.tf_url)
+            clients[name] = TFRestClient(name, tf_url, make_transport(settings.http_client, name, limits, tf_url))
     return clients

@@ -136,8 +136,12 @@ class HttpxTransport(Transport):
         await self.client.aclose()
 
 
-def make_transport(kind: str, backend: str, limits: HttpLimits) -> Transport:
-    """``aiohttp`` or ``httpx``."""
+def make_transport(kind: str, backend: str, limits: HttpLimits, base_url: str) -> Transport:
+    """``h1`` (duoserve's own keep-alive client), ``aiohttp`` or ``httpx``."""
     if kind == "httpx":
         return HttpxTransport(backend, limits)
-    return AiohttpTransport(backend, limits)
+    if kind == "aiohttp":
+        return AiohttpTransport(backend, limits)
+    from .h1 import H1Transport  # here, not at the top: h1 imports this module
+
+    return H1Transport(backend, limits, base_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,10 @@ import aiohttp
 import pytest
 
 from gateway import Settings
+from gateway.backends.h1 import H1Transport
 from gateway.backends.tf_rest import TFRestClient
 from gateway.backends.torchserve import TorchServeClient
-from gateway.backends.transport import AiohttpTransport, HttpxTransport
+from gateway.backends.transport import AiohttpTransport, HttpLimits, HttpxTransport
 
 from .conftest import Fake, gateway, instances
 
@@ -53,8 +55,38 @@ async def test_a_refused_fresh_token_is_a_502_not_the_callers_fault(
     assert [who for who, _, _ in fake.requests] == ["auth_refused", "auth_refused"]
 
 
-async def test_configured_timeouts_and_pool_limits_reach_the_clients(settings_for: Callable[..., Settings]) -> None:
+async def test_configured_timeouts_and_pool_limits_reach_the_h1_client(settings_for: Callable[..., Settings]) -> None:
     settings = settings_for(None, connect_timeout_s=0.75, read_timeout_s=7.5, pool_size=13)
+    async with gateway(settings) as (_, plane):
+        for name in ("torch", "torch_ort", "tf"):
+            client = plane.clients[name]
+            assert isinstance(client, TorchServeClient | TFRestClient)
+            transport = client.transport
+            assert isinstance(transport, H1Transport)
+            assert transport.limits == HttpLimits(
+                connect_timeout_s=0.75, read_timeout_s=7.5, pool_size=13, retry_after_s=1
+            )
+            assert transport.slots._value == 13
+
+
+async def test_h1_pool_limit_bounds_open_connections(fake: Fake, settings_for: Callable[..., Settings]) -> None:
+    fake.modes["torch"] = "hang"
+    async with gateway(settings_for(fake, pool_size=1)) as (client, _plane):
+        body = {"instances": instances("mlp", 1)}
+        calls = [asyncio.create_task(client.post("/v1/models/mlp/predict", json=body)) for _ in range(3)]
+        await asyncio.wait_for(fake.started.wait(), 5)
+        await asyncio.sleep(0.1)
+        assert len(fake.requests) == 1  # the other two wait for the one pooled connection
+        fake.release.set()
+        done = await asyncio.gather(*calls)
+    assert [r.status_code for r in done] == [200, 200, 200]
+    assert len(fake.requests) == 3
+
+
+async def test_configured_timeouts_and_pool_limits_reach_the_aiohttp_client(
+    settings_for: Callable[..., Settings],
+) -> None:
+    settings = settings_for(None, http_client="aiohttp", connect_timeout_s=0.75, read_timeout_s=7.5, pool_size=13)
     async with gateway(settings) as (_, plane):
         for name in ("torch", "torch_ort", "tf"):
             client = plane.clients[name]

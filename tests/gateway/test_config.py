@@ -19,7 +19,7 @@ def test_defaults() -> None:
     assert str(settings.torch_url) == "http://127.0.0.1:8080/"
     assert str(settings.tf_url) == "http://127.0.0.1:8501/"
     assert settings.tf_protocol == "rest"
-    assert settings.http_client == "aiohttp"
+    assert settings.http_client == "h1"
     assert settings.serving("digits") == ["torch", "torch_ort", "tf"]
     assert settings.policy_for("digits") == PolicyConfig(policy="fixed", backend="torch")
     assert settings.api_key is None

@@ -199,11 +199,12 @@ async def test_content_type_and_size_limits(fake: Fake, settings_for: Callable[.
         ("reset", 503, ["unreachable"]),
     ],
 )
+@pytest.mark.parametrize("http_client", ["h1", "aiohttp", "httpx"])
 async def test_backend_failures_map_to_statuses(
-    fake: Fake, settings_for: Callable[..., Settings], mode: str, status: int, words: list[str]
+    fake: Fake, settings_for: Callable[..., Settings], mode: str, status: int, words: list[str], http_client: str
 ) -> None:
     fake.modes["torch"] = mode
-    async with gateway(settings_for(fake)) as (client, plane):
+    async with gateway(settings_for(fake, http_client=http_client)) as (client, plane):
         resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 2)})
         stats = plane.stats.snapshot()
     assert resp.status_code == status, resp.text
@@ -227,17 +228,19 @@ async def test_tf_error_message_passed_on(fake: Fake, settings_for: Callable[...
     assert resp.json() == {"detail": "backend tf answered 400: tf says no", "backend": "tf"}
 
 
-async def test_backend_down_is_503_with_retry_after(settings_for: Callable[..., Settings]) -> None:
-    async with gateway(settings_for(None)) as (client, _):
+@pytest.mark.parametrize("http_client", ["h1", "aiohttp", "httpx"])
+async def test_backend_down_is_503_with_retry_after(settings_for: Callable[..., Settings], http_client: str) -> None:
+    async with gateway(settings_for(None, http_client=http_client)) as (client, _):
         resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 1)})
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "1"
     assert "backend torch is unreachable" in resp.json()["detail"]
 
 
-async def test_backend_timeout_is_504(fake: Fake, settings_for: Callable[..., Settings]) -> None:
+@pytest.mark.parametrize("http_client", ["h1", "aiohttp", "httpx"])
+async def test_backend_timeout_is_504(fake: Fake, settings_for: Callable[..., Settings], http_client: str) -> None:
     fake.modes["torch"] = "hang"
-    async with gateway(settings_for(fake, read_timeout_s=0.2)) as (client, _):
+    async with gateway(settings_for(fake, read_timeout_s=0.2, http_client=http_client)) as (client, _):
         resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 1)})
     assert resp.status_code == 504
     assert resp.json() == {"detail": "backend torch did not answer within 0.2 s", "backend": "torch"}
