@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from services.common.artifacts import ArtifactError, load_manifest, verify
+from services.torch_api.keyrefresh import refresh
 from services.torch_api.settings import TorchApiSettings
 
 KEY_FILE = "key_file.json"
@@ -205,9 +206,24 @@ def serve(settings: TorchApiSettings) -> int:
         _shutdown(proc)
         return 1
     print(f"torch_api: ready; inference key in {settings.run_dir / KEY_FILE}", flush=True)
-    code = proc.wait()
+    code = _foreground(settings, proc)
     _shutdown(proc)
     return 0 if code in (0, -signal.SIGTERM, 143) else code
+
+
+def _foreground(settings: TorchApiSettings, proc: subprocess.Popen[bytes]) -> int:
+    """Wait for TorchServe to exit, renewing the inference key at half its lifetime."""
+    interval = settings.key_renew_s or settings.token_expiration_min * 60 / 2
+    management = f"http://{settings.host}:{settings.management_port}"
+    while True:
+        try:
+            return proc.wait(timeout=interval)
+        except subprocess.TimeoutExpired:
+            try:
+                refresh(management, settings.run_dir / KEY_FILE)
+                print("torch_api: inference key renewed", flush=True)
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"torch_api: inference key renewal failed: {exc}", file=sys.stderr, flush=True)
 
 
 def _shutdown(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -33,6 +33,8 @@ class TorchApiSettings(BaseSettings):
     log_dir: Path = REPO / "logs" / "torch_api"
     ready_timeout_s: float = Field(300.0, gt=0)
     token_expiration_min: int = Field(60, ge=1)
+    #: Seconds between inference-key renewals; default half of token_expiration_min.
+    key_renew_s: float | None = Field(None, gt=0)
     max_request_bytes: int = Field(128 * 1024 * 1024, ge=1024)
     job_queue_size: int = Field(100, ge=1)
     java: str = "java"
