@@ -106,6 +106,9 @@ class BackendError(GatewayError):
         super().__init__(detail, backend=backend, **extra)
         self.backend = backend
 
+    def headers(self) -> dict[str, str]:
+        return {"X-Backend": self.backend}
+
 
 class BackendRejectedError(BackendError):
     """The backend refused the input; its status (a 4xx) and message are passed on."""
@@ -140,7 +143,7 @@ class BackendUnavailableError(BackendError):
         self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+        return {**super().headers(), "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
 class BackendOverloadedError(BackendUnavailableError):

@@ -55,7 +55,7 @@ async def test_breaker_opens_probes_and_closes() -> None:
     with pytest.raises(CircuitOpenError) as info:
         await guard.run(counted)
     assert calls == 0  # not even tried
-    assert info.value.headers() == {"Retry-After": "2"}
+    assert info.value.headers() == {"X-Backend": "torch", "Retry-After": "2"}
     clock.now += 2.0
     assert guard.breaker.state == "half_open"
     with pytest.raises(BackendUnavailableError):  # the probe fails: open again for a full cooldown

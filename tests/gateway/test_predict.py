@@ -210,6 +210,7 @@ async def test_backend_failures_map_to_statuses(
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert body["backend"] == "torch"
+    assert resp.headers["X-Backend"] == "torch"
     for word in words:
         assert word in body["detail"]
     if status == 503:
