@@ -1,0 +1,231 @@
+"""Locust users, one per target: TorchServe direct (TorchScript, ONNX Runtime), the TF
+server's REST API direct, the gateway pinned to each backend, and the gateway's /compare.
+
+Run it with the project's runner (``python -m loadtests run``), with plain Locust
+(``locust -f loadtests/locustfile.py --headless -u 8 -r 8 -t 30s TorchDirect``), or
+distributed (``--master`` / ``--worker``). Hosts come from ``--stack`` (the stack.json
+that ``python -m services.stack up`` writes) or the explicit ``--gateway-url``,
+``--torch-url``, ``--tf-url`` options; each option also reads a ``LOADTEST_*``
+environment variable and a ``locust.conf`` key. Every target sends the same seeded
+bodies (:mod:`loadtests.payload`) and checks every answer (:mod:`loadtests.checks`).
+"""
+
+# mypy: disable-error-code="untyped-decorator"
+# (locust's EventHook.add_listener is untyped)
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, events, run_single_user, task
+
+from loadtests import checks, payload
+from loadtests.targets import Endpoints, Target, get_target, path, torch_key
+
+log = logging.getLogger(__name__)
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any) -> None:
+    group = parser.add_argument_group("duoserve", "what to load and how to judge it")
+    group.add_argument("--stack", env_var="LOADTEST_STACK", default=".run/stack.json", help="stack.json of the stack")
+    group.add_argument("--gateway-url", env_var="LOADTEST_GATEWAY_URL", default="", help="overrides stack.json")
+    group.add_argument("--torch-url", env_var="LOADTEST_TORCH_URL", default="", help="overrides stack.json")
+    group.add_argument("--tf-url", env_var="LOADTEST_TF_URL", default="", help="TF REST; overrides stack.json")
+    group.add_argument("--torch-key-file", env_var="LOADTEST_TORCH_KEY_FILE", default="", help="TorchServe key file")
+    group.add_argument("--model", env_var="LOADTEST_MODEL", default="digits", help="model to load")
+    group.add_argument("--batch", env_var="LOADTEST_BATCH", type=int, default=1, help="instances per request")
+    group.add_argument("--seed", env_var="LOADTEST_SEED", type=int, default=0, help="payload seed")
+    group.add_argument("--payloads", env_var="LOADTEST_PAYLOADS", type=int, default=16, help="distinct bodies")
+    group.add_argument("--pace", env_var="LOADTEST_PACE", type=float, default=0.0,
+                       help="requests/s per user, Poisson arrivals; 0 = closed loop (no wait)")  # fmt: skip
+    group.add_argument("--max-fail-ratio", env_var="LOADTEST_MAX_FAIL_RATIO", type=float, default=0.01)
+    group.add_argument("--max-p99-ms", env_var="LOADTEST_MAX_P99_MS", type=float, default=0.0, help="0 = no limit")
+
+
+@dataclass
+class Settings:
+    """What every user of one Locust environment shares."""
+
+    endpoints: Endpoints
+    model: payload.ModelInput
+    batch: int
+    bodies: list[bytes]
+    pace: float
+    max_fail_ratio: float
+    max_p99_ms: float
+    compare_backends: list[str]
+    key: str | None = None
+
+    def reload_key(self) -> None:
+        self.key = torch_key(self.endpoints.torch_key_file)
+
+
+def settings_from_options(options: Any) -> Settings:
+    """Build :class:`Settings` from Locust's parsed options (command line, env, locust.conf)."""
+    stack = Path(options.stack)
+    if stack.exists():
+        endpoints = Endpoints.from_stack_json(stack)
+    elif options.gateway_url or options.torch_url or options.tf_url:
+        endpoints = Endpoints(gateway="", torch="", tf_rest="")
+    else:
+        raise FileNotFoundError(f"{stack}: no stack.json and no --gateway-url/--torch-url/--tf-url given")
+    endpoints = endpoints.with_overrides(
+        options.gateway_url, options.torch_url, options.tf_url, options.torch_key_file or None
+    )
+    model = payload.load_input(options.model)
+    settings = Settings(
+        endpoints=endpoints,
+        model=model,
+        batch=options.batch,
+        bodies=payload.pool(model, options.batch, options.seed, options.payloads),
+        pace=options.pace,
+        max_fail_ratio=options.max_fail_ratio,
+        max_p99_ms=options.max_p99_ms,
+        compare_backends=endpoints.compare_backends(options.model),
+    )
+    if endpoints.torch_key_file and Path(endpoints.torch_key_file).exists():
+        settings.reload_key()
+    return settings
+
+
+@events.init.add_listener
+def configure(environment: Any, **_: Any) -> None:
+    """Read the options once per environment and point every user class at its host."""
+    if environment.parsed_options is None or not hasattr(environment.parsed_options, "stack"):
+        return
+    environment.duoserve = settings = settings_from_options(environment.parsed_options)
+    for user_class in environment.user_classes or ALL_USERS:
+        if issubclass(user_class, TargetUser) and not environment.host:
+            user_class.host = settings.endpoints.host(user_class.target())
+
+
+@events.quitting.add_listener
+def _gate(environment: Any, **_: Any) -> None:
+    settings: Settings | None = getattr(environment, "duoserve", None)
+    if settings is None:
+        return
+    total = environment.stats.total
+    p99 = total.get_response_time_percentile(0.99) if total.num_requests else None
+    problem = checks.gate(total.num_requests, total.num_failures, p99, settings.max_fail_ratio, settings.max_p99_ms)
+    if problem:
+        log.error("gate failed: %s", problem)
+        environment.process_exit_code = 1
+
+
+class TargetUser(FastHttpUser):
+    """Posts the shared bodies to one target and checks every answer."""
+
+    abstract = True
+    target_name = ""
+    # FastHttpUser keeps one connection per user; say so, as an explicit choice
+    concurrency = 1
+
+    @classmethod
+    def target(cls) -> Target:
+        return get_target(cls.target_name)
+
+    def on_start(self) -> None:
+        self.settings: Settings = self.environment.duoserve
+        self._index = 0
+        self._target = self.target()
+        self._path = path(self._target, self.settings.model.model)
+        self._next = time.perf_counter() + random.uniform(0.0, 1.0 / self.settings.pace) if self.settings.pace else 0.0
+
+    def wait_time(self) -> float:
+        """Closed loop without ``--pace``; else Poisson arrivals at ``pace`` req/s (MLPerf Server style)."""
+        pace = self.settings.pace
+        if pace <= 0:
+            return 0.0
+        now = time.perf_counter()
+        self._next = max(self._next + random.expovariate(pace), now - 1.0)  # a slow answer costs no burst
+        return max(0.0, self._next - now)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._target.kind == "torch" and self.settings.key:
+            headers["Authorization"] = f"Bearer {self.settings.key}"
+        if self._target.kind == "gateway":
+            headers["X-Backend"] = self._target.backend
+        return headers
+
+    @task
+    def predict(self) -> None:
+        bodies = self.settings.bodies
+        data = bodies[self._index % len(bodies)]
+        self._index += 1
+        name = self._target.name
+        post = self.client.post(self._path, data=data, headers=self._headers(), name=name, catch_response=True)  # type: ignore[arg-type]  # bytes are fine (its docstring)
+        with post as resp:
+            if resp.status_code != 200:
+                text = (resp.text or "")[:200]
+                if self._target.kind == "torch" and "InvalidKeyException" in text:
+                    self.settings.reload_key()  # TorchServe restarted or the key expired
+                resp.failure(f"HTTP {resp.status_code}: {text}")
+                return
+            try:
+                answer = resp.json()
+            except ValueError:
+                resp.failure("answer is not JSON")
+                return
+            problem = self._check(answer)
+            if problem:
+                resp.failure(problem)
+            else:
+                resp.success()
+
+    def _check(self, answer: Any) -> str | None:
+        rows, outputs = self.settings.batch, _size(self.settings.model.outputs)
+        if self._target.kind == "compare":
+            return checks.check_compare(answer, rows, outputs, self.settings.compare_backends)
+        backend = self._target.backend if self._target.kind == "gateway" else None
+        return checks.check_predict(answer, rows, outputs, backend)
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size
+
+
+class TorchDirect(TargetUser):
+    target_name = "torch"
+
+
+class TorchOrtDirect(TargetUser):
+    target_name = "torch_ort"
+
+
+class TfDirect(TargetUser):
+    target_name = "tf"
+
+
+class GatewayTorch(TargetUser):
+    target_name = "gw_torch"
+
+
+class GatewayTorchOrt(TargetUser):
+    target_name = "gw_torch_ort"
+
+
+class GatewayTf(TargetUser):
+    target_name = "gw_tf"
+
+
+class GatewayCompare(TargetUser):
+    target_name = "gw_compare"
+
+
+ALL_USERS: list[type[TargetUser]] = [
+    TorchDirect, TorchOrtDirect, TfDirect, GatewayTorch, GatewayTorchOrt, GatewayTf, GatewayCompare,
+]  # fmt: skip
+USER_FOR_TARGET: dict[str, type[TargetUser]] = {cls.target_name: cls for cls in ALL_USERS}
+
+if __name__ == "__main__":
+    # debug one user against a running stack: python -m loadtests.locustfile [--model mlp] ...
+    run_single_user(TorchDirect)
