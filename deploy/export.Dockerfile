@@ -1,0 +1,34 @@
+# The export job: builds artifacts/ (weights, TorchScript, ONNX, .mar, SavedModels,
+# manifest.json) with `python -m services.build --root /artifacts` and exits.
+# Build context: the repository root. CPU is enough: the export takes about a minute.
+FROM python:3.11.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    DUOSERVE_ARTIFACTS=/artifacts
+
+WORKDIR /app
+COPY requirements.lock /tmp/req/requirements.lock
+# torch from the CPU index first (no CUDA wheels in a job that needs none), then the rest
+# of what the export imports, every version from requirements.lock.
+RUN grep -v '^# Editable' /tmp/req/requirements.lock > /tmp/req/constraints.txt \
+    && pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install -c /tmp/req/constraints.txt \
+        tensorflow==2.21.0 keras==3.15.1 onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 \
+        torch-model-archiver==0.12.0 scikit-learn==1.9.1 pyyaml==6.0.4 numpy==2.4.6 \
+    && rm -rf /tmp/req \
+    && useradd --uid 10002 --user-group --create-home --shell /usr/sbin/nologin export \
+    && mkdir -p /artifacts/tf \
+    && chown -R export:export /artifacts
+
+COPY services/ /app/services/
+
+USER export
+# Fresh named volumes mounted at /artifacts and /artifacts/tf take this ownership.
+VOLUME ["/artifacts", "/artifacts/tf"]
+# One-shot job: nothing to probe; compose waits for it with service_completed_successfully.
+HEALTHCHECK NONE
+ENTRYPOINT ["python", "-m", "services.build", "--root", "/artifacts"]
