@@ -202,6 +202,8 @@ def wrk(port: int, model: str, body_file: Path, connections: int, seconds: float
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if rps is None or float(rps[1]) == 0.0:  # nothing finished within the run
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "rps": 0.0, "errors": 0.0}
     return {
         "p50_ms": _wrk_ms(text, "50%"),
         "p99_ms": _wrk_ms(text, "99%"),
@@ -230,6 +232,9 @@ def measure(model: str, rest: int, grpc_port: int, seconds: float, work: Path) -
 
 
 def _spread(values: list[float]) -> str:
+    values = [v for v in values if not np.isnan(v)]
+    if not values:
+        return "n/a"
     fmt = "{:.0f}" if min(values) >= 100 else "{:.2f}"
     return "/".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
 
@@ -258,11 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["mlp", "digits", "resnet"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--resnet-seconds", type=float, default=10.0, help="resnet answers take ~0.1-3 s each")
     args = parser.parse_args(argv)
     out_dir = REPO / "reports" / "tf_api_bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     runs: dict[str, dict[str, list[dict[str, Figures]]]] = {}
+    load: dict[str, tuple[float, float, float]] = {"start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("on", "off"):
             with server(mode == "on", out_dir / f"{stamp}-server-batching-{mode}.log") as (rest, grpc_port):
@@ -271,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                     runs[mode][model] = []
                     for repeat in range(args.repeats):
                         print(f"batching {mode}: {model} repeat {repeat + 1}/{args.repeats}", flush=True)
-                        runs[mode][model].append(measure(model, rest, grpc_port, args.seconds, Path(tmp)))
-    (out_dir / f"{stamp}.json").write_text(json.dumps(runs, indent=2))
+                        seconds = args.resnet_seconds if model == "resnet" else args.seconds
+                        runs[mode][model].append(measure(model, rest, grpc_port, seconds, Path(tmp)))
+                load[mode] = os.getloadavg()
+    (out_dir / f"{stamp}.json").write_text(json.dumps({"runs": runs, "loadavg": load}, indent=2))
     print(table(runs))
+    print("load average (1/5/15 min) at start and after each mode:", json.dumps(load))
     print(f"raw figures: {out_dir / f'{stamp}.json'}")
     return 0
 

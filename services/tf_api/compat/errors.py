@@ -4,9 +4,8 @@ TF Serving turns a ``tensorflow::Status`` into an HTTP status and ``{"error": ms
 (REST) or into the same gRPC status code; one table here does both::
 
     ServingError(code, message)
-      NOT_FOUND          404  unknown model, version or (servable) "Servable not found ..."
+      NOT_FOUND          404  unknown model or version, or no version loaded ("Servable not found ...")
       INVALID_ARGUMENT   400  malformed JSON, wrong keys, shape, dtype, unknown label/signature
-      FAILED_PRECONDITION 400 a model whose every version failed to load
       UNAVAILABLE        503  the batch queue is full (shed load, do not queue without bound)
       RESOURCE_EXHAUSTED 413  body over TF_API_MAX_BODY_BYTES (our limit; TF Serving has none)
       UNIMPLEMENTED      501  classify/regress (not served by the compatible server)
@@ -25,7 +24,6 @@ class Code(Enum):
 
     NOT_FOUND = (404, grpc.StatusCode.NOT_FOUND)
     INVALID_ARGUMENT = (400, grpc.StatusCode.INVALID_ARGUMENT)
-    FAILED_PRECONDITION = (400, grpc.StatusCode.FAILED_PRECONDITION)
     UNAVAILABLE = (503, grpc.StatusCode.UNAVAILABLE)
     RESOURCE_EXHAUSTED = (413, grpc.StatusCode.RESOURCE_EXHAUSTED)
     UNIMPLEMENTED = (501, grpc.StatusCode.UNIMPLEMENTED)

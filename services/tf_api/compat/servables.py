@@ -21,7 +21,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from services.tf_api.compat.errors import Code, ServingError, invalid, not_found
+from services.tf_api.compat.errors import invalid, not_found
 from services.tf_api.config import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,3 @@ class ModelRegistry:
         if version not in model.versions:
             raise not_found(f"Could not find version {version} of model {name}")
         return [model.versions[version]]
-
-
-def failed_precondition(message: str) -> ServingError:
-    """A FAILED_PRECONDITION error."""
-    return ServingError(Code.FAILED_PRECONDITION, message)
