@@ -167,6 +167,18 @@ def _cell(values: list[float], digits: int) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def _loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _environment() -> str:
+    from importlib.metadata import version
+
+    packages = ("fastapi", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx")
+    versions = ", ".join(f"{p} {version(p)}" for p in packages)
+    return f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {versions}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
@@ -180,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         echo_main(args.echo)
         return 0
     load = wrk if args.loadgen == "wrk" else python_load
+    load_before = _loadavg()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))}
     rows: list[tuple[str, list[Run], list[Run]]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                     one = [load(url, 1, args.duration) for _ in range(args.repeats)]
                     many = [load(url, args.connections, args.duration) for _ in range(args.repeats)]
                 rows.append((name, one, many))
-    print(f"\nload generator: {args.loadgen}; {args.duration:g} s per run, {args.repeats} runs; median (min–max)\n")
+    print(f"\nload generator: {args.loadgen}; {args.duration:g} s per run, {args.repeats} runs; median (min–max)")
+    print(f"{_environment()}; load average before {load_before}, after {_loadavg()}\n")
     c = args.connections
     print(f"| target | p50 ms, 1 conn | p99 ms, 1 conn | req/s, 1 conn | req/s, {c} conn | p99 ms, {c} conn |")
     print("| --- | --- | --- | --- | --- | --- |")

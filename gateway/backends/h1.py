@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from ..errors import BadBackendResponseError
+from ..errors import BackendOverloadedError, BadBackendResponseError
 from .transport import HttpAnswer, HttpLimits, Transport
 
 
@@ -123,11 +123,21 @@ class H1Transport(Transport):
         self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> HttpAnswer:
         request = self._encode(method, url, body, headers)
-        async with self.slots:
+        try:  # waiting for a pooled connection is bounded like connecting is
+            async with asyncio.timeout(self.limits.connect_timeout_s):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise BackendOverloadedError(
+                f"backend {self.backend}: all {self.limits.pool_size} pooled connections stayed busy",
+                self.backend,
+                self.limits.retry_after_s,
+            ) from None
+        retried = False
+        try:
             while True:
                 while self.idle and self.idle[-1].closed:
                     self.idle.pop()
-                reused = bool(self.idle)
+                reused = bool(self.idle) and not retried
                 conn = self.idle.pop() if reused else await self._connect()
                 try:
                     async with asyncio.timeout(self.limits.read_timeout_s):
@@ -138,7 +148,10 @@ class H1Transport(Transport):
                 except (OSError, httptools.HttpParserError) as exc:
                     conn.close()
                     if conn.received == 0 and reused:
-                        continue  # a stale keep-alive connection: the backend saw nothing; try a fresh one
+                        # a keep-alive connection the backend had already closed: once, on a fresh one
+                        # (predictions are idempotent, so even a request it did read may be repeated)
+                        retried = True
+                        continue
                     if conn.received == 0:
                         raise self._unavailable(exc) from None
                     raise BadBackendResponseError(
@@ -150,6 +163,8 @@ class H1Transport(Transport):
                 if not conn.closed:
                     self.idle.append(conn)
                 return answer
+        finally:
+            self.slots.release()
 
     async def close(self) -> None:
         while self.idle:
