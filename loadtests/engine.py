@@ -15,6 +15,7 @@ a subprocess.
 # (locust ships types, but not for Events and EventHook)
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -28,7 +29,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 import psutil  # type: ignore[import-untyped]
-from locust.argument_parser import parse_options
+from locust.argument_parser import get_parser
 from locust.env import Environment
 from locust.event import Events
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -37,11 +38,13 @@ from loadtests import locustfile
 
 #: The load generator counts as saturated above this share of one core.
 SATURATED_CPU_PERCENT = 90.0
+#: Users started per second (Locust warns above 100); warm-ups and settle times cover the ramp.
+SPAWN_RATE = 100
 
 
 def options(args: list[str]) -> Namespace:
     """Locust's parsed options, including the locustfile's own (``--model``, ``--stack``, ...)."""
-    opts: Namespace = parse_options(["-f", locustfile.__file__, "--headless", *args])
+    opts: Namespace = get_parser().parse_args(["-f", locustfile.__file__, "--headless", *args])
     return opts
 
 
@@ -105,7 +108,7 @@ class Engine:
     """Runs users of one target for a bounded time and writes Locust's CSVs under ``out``."""
 
     def __init__(self, base_args: list[str], out: Path) -> None:
-        self.base_args = base_args
+        self.base_options = options(base_args)
         self.out = out
         (out / "csv").mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -113,7 +116,8 @@ class Engine:
         self.process = psutil.Process()
 
     def _environment(self, target: str, pace: float) -> tuple[Environment, Any]:
-        opts = options([*self.base_args, "--pace", str(pace)])
+        opts = copy.copy(self.base_options)
+        opts.pace = pace
         user_class = locustfile.USER_FOR_TARGET[target]
         # fresh events per run: runners add listeners, which would pile up on the global ones
         events = Events()
@@ -130,10 +134,10 @@ class Engine:
         """``users`` users for ``warmup_s`` (dropped) then ``duration_s`` (measured)."""
         env, runner = self._environment(target, pace)
         try:
-            runner.start(users, spawn_rate=max(100, users * 20))
-            warm = self._watch(env, label, target, warmup_s, "warm-up") if warmup_s > 0 else None
-            warm_requests = env.stats.total.num_requests if warm else 0
-            warm_failures = env.stats.total.num_failures if warm else 0
+            runner.start(users, spawn_rate=SPAWN_RATE)
+            if warmup_s > 0:
+                self._watch(env, label, target, warmup_s, "warm-up")
+            warm_requests, warm_failures = env.stats.total.num_requests, env.stats.total.num_failures
             env.stats.reset_all()
             self.collector.reset()
             cpu0, t0 = self.process.cpu_times(), time.monotonic()
@@ -150,7 +154,7 @@ class Engine:
         results = []
         try:
             for count in users:
-                runner.start(count, spawn_rate=max(100, count * 20))
+                runner.start(count, spawn_rate=SPAWN_RATE)
                 self._watch(env, label, target, settle_s, f"{count} users settle")
                 env.stats.reset_all()
                 self.collector.reset()
@@ -163,21 +167,22 @@ class Engine:
             runner.quit()
         return results
 
-    def _watch(self, env: Environment, label: str, target: str, seconds: float, phase: str) -> bool:
+    def _watch(self, env: Environment, label: str, target: str, seconds: float, phase: str) -> None:
         """Sleep ``seconds`` while printing progress about once a second."""
-        deadline = time.monotonic() + seconds
+        start = time.monotonic()
+        deadline = start + seconds
         while (left := deadline - time.monotonic()) > 0:
             gevent.sleep(min(1.0, left))
             total = env.stats.total
-            p50 = total.get_current_response_time_percentile(0.5) if total.num_requests else None
+            elapsed = time.monotonic() - start
+            p50 = total.get_response_time_percentile(0.5) if total.num_requests else None
             print(
-                f"  {label:<28} {phase:<16} {seconds - max(0.0, deadline - time.monotonic()):4.1f}/{seconds:g}s "
+                f"  {label:<28} {phase:<16} {elapsed:4.1f}/{seconds:.1f}s "
                 f"req {total.num_requests:>6}  fail {total.num_failures:>4}  "
-                f"{total.current_rps:7.1f} req/s  p50 {p50 if p50 is not None else '-'} ms",
+                f"{total.num_requests / elapsed:7.1f} req/s  p50 {p50 if p50 is not None else '-'} ms",
                 file=sys.stderr,
                 flush=True,
             )
-        return True
 
     def _result(
         self, env: Environment, label: str, target: str, users: int, pace: float, seconds: float,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import envinfo, payload, report, slo
-from loadtests.engine import SATURATED_CPU_PERCENT, Engine, RunResult
+from loadtests.engine import SATURATED_CPU_PERCENT, SPAWN_RATE, Engine, RunResult
 from loadtests.profile import Profile
 from loadtests.targets import TARGETS, Endpoints, get_target, path, torch_key
 from services.common import wrk
@@ -152,8 +152,9 @@ class Run:
                 users = max(2, min(s.max_users, math.ceil(rate * s.slo_ms / 1000 * 2) + 2))
                 label = f"slo_{name}_{next(counter)}{'_confirm' if confirm else ''}"
                 seconds = s.confirm_s if confirm else s.probe_s
-                run = self.engine.run(label, name, users, seconds, min(0.5, seconds / 3), pace=rate / users)
-                return slo.Probe(rate, run.rps, run.p99_ms, run.fail_ratio, run.requests, confirm)
+                warmup = 0.3 + users / SPAWN_RATE  # every user started and past its first arrivals
+                run = self.engine.run(label, name, users, seconds, warmup, pace=rate / users)
+                return slo.Probe(rate, run.rps, run.p99_ms, run.fail_ratio, run.requests, confirm, run.duration_s)
 
             result = slo.search(
                 measure, criteria, start_rate=start, upper=upper, max_probes=s.max_probes,

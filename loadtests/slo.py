@@ -14,6 +14,7 @@ drive it with a synthetic latency model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -28,6 +29,7 @@ class Probe:
     fail_ratio: float
     requests: int
     confirm: bool = False
+    duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,12 @@ class Criteria:
     max_fail_ratio: float = 0.01
     min_achieved: float = 0.95
 
+    def floor(self, probe: Probe) -> float:
+        """Least achieved rate that counts as keeping up: ``min_achieved`` of the offered rate, less two
+        standard deviations of a Poisson count over the probe (short probes are noisy)."""
+        noise = 2 * math.sqrt(probe.rate / probe.duration_s) if probe.duration_s > 0 else 0.0
+        return self.min_achieved * probe.rate - noise
+
     def verdict(self, probe: Probe) -> str | None:
         """None when ``probe`` passes, else why not."""
         if probe.requests == 0 or probe.p99_ms is None:
@@ -46,8 +54,8 @@ class Criteria:
             return f"errors {probe.fail_ratio:.2%} ≥ {self.max_fail_ratio:.0%}"
         if probe.p99_ms > self.slo_ms:
             return f"p99 {probe.p99_ms:g} ms > {self.slo_ms:g} ms"
-        if probe.achieved_rps < self.min_achieved * probe.rate:
-            return f"achieved {probe.achieved_rps:.1f} req/s < {self.min_achieved:.0%} of {probe.rate:.1f}"
+        if probe.achieved_rps < self.floor(probe):
+            return f"achieved {probe.achieved_rps:.1f} req/s < {self.floor(probe):.1f} (offered {probe.rate:.1f})"
         return None
 
 
