@@ -1,0 +1,149 @@
+"""The real stack (TorchServe, the TF server, the gateway) on free ports, driven by the runner.
+
+About 20 s of load (the ``quick`` profile). The runner runs in its own process, so this
+test process never imports Locust or gevent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests import payload, report
+from tests.loadtests.test_report import TagBalance
+from tests.utils.servers import REPO, free_port, log_tail
+
+pytestmark = pytest.mark.slow
+
+PORTS = (
+    "TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
+    "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT", "TF_API_GRPC_PORT",
+    "GATEWAY_PORT",
+)  # fmt: skip
+
+
+def tails(log_dir: Path) -> str:
+    parts = []
+    for service in ("torch_api", "tf_api", "gateway"):
+        parts.append(f"--- {service} launcher log ---\n{log_tail(log_dir / service / 'launcher.log', 40)}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    base = tmp_path_factory.mktemp("stack")
+    env = dict(os.environ)
+    env.update({name: str(free_port()) for name in PORTS})
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "STACK_RUN_DIR": str(base / "run"),
+            "STACK_LOG_DIR": str(base / "logs"),
+            "TORCH_API_MODELS": "digits,digits_ort",
+            "TORCH_API_WORKER_PORT": str(random.randrange(200, 600) * 100),
+        }
+    )
+    cmd = [sys.executable, "-m", "services.stack"]
+    try:
+        up = subprocess.run([*cmd, "up"], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        if up.returncode != 0:
+            pytest.fail(f"stack up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}\n{tails(base / 'logs')}")
+        yield json.loads((base / "run" / "stack.json").read_text()), env
+    finally:
+        down = subprocess.run([*cmd, "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+
+
+def test_quick_scenario_end_to_end(stack: tuple[dict[str, Any], dict[str, str]], tmp_path: Path) -> None:
+    info, env = stack
+    stack_json = Path(env["STACK_RUN_DIR"]) / "stack.json"
+    reports = tmp_path / "reports"
+    cmd = [
+        sys.executable,
+        "-m",
+        "loadtests",
+        "run",
+        "--profile",
+        "quick",
+        "--stack",
+        str(stack_json),
+        "--out",
+        str(reports),
+    ]
+    try:
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+        check_report(next(reports.iterdir()), info)
+    except BaseException:
+        print(tails(Path(env["STACK_LOG_DIR"])))
+        raise
+
+
+def check_report(out: Path, info: dict[str, Any]) -> None:
+    results = json.loads((out / "results.json").read_text())
+    targets = ["torch", "torch_ort", "tf", "gw_torch", "gw_torch_ort", "gw_tf", "gw_compare"]
+    assert [r["target"] for r in results["comparison"]["runs"]] == targets
+
+    # the files exist and parse
+    parser = TagBalance()
+    parser.feed((out / "report.html").read_text())
+    parser.close()
+    assert parser.stack == []
+    markdown = (out / "report.md").read_text()
+    for plot in ("latency_percentiles", "latency_cdf", "step_load", "gateway_overhead"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 0
+
+    # every target served requests, none failed, and the summary equals Locust's CSVs
+    html_rows = {row[0]: row for row in parser.tables["summary"][1:]}
+    for run in results["comparison"]["runs"]:
+        with (out / run["csv"]).open(newline="") as f:
+            row = next(r for r in csv.DictReader(f) if r["Name"] == run["target"])
+        assert int(row["Request Count"]) > 0, run["target"]
+        assert int(row["Failure Count"]) == 0, run["target"]
+        assert (out / run["failures_csv"]).read_text().count("\n") == 1  # the header only
+        cells = html_rows[run["target"]]
+        assert cells[1] == f"{float(row['Requests/s']):,.1f}"
+        assert cells[2:6] == [f"{float(row[c]):,.0f}" for c in ("50%", "90%", "95%", "99%")]
+        assert cells[7] == row["Request Count"]
+        assert cells[8] == "0"
+        assert f"| {run['target']} | {cells[1]} | {cells[2]} |" in markdown
+    rows = report.summary_rows(out, results)
+    assert all(r.requests > 0 and r.failures == 0 for r in rows)
+
+    # the gateway counted exactly what Locust sent through it (warm-up included), without errors
+    snapshot = json.loads((out / "gateway_stats.json").read_text())["models"]["digits"]
+    sent = results["gateway_stats"]["sent"]
+    assert set(sent) == {"torch", "torch_ort", "tf"}
+    for backend, count in sent.items():
+        assert snapshot[backend]["since_reset"]["count"] == count, backend
+        assert snapshot[backend]["since_reset"]["errors"] == {}
+
+    # the SLO search, the step load and wrk ran; the environment names the TF server
+    assert results["slo"]["results"]["tf"]["probes"]
+    assert [r["users"] for r in results["step"]["runs"]] == [1, 4]
+    assert results["wrk"]["result"]["requests"] > 0
+    assert results["wrk"]["result"]["non_2xx"] == 0
+    assert results["environment"]["tf_server"] == info["tf_server"]
+    assert "TF server: **duoserve-compat**" in markdown or info["tf_server"] != "duoserve-compat"
+
+    # /compare agreement (every compare in the run was checked by Locust; one more here, by hand)
+    spec = payload.load_input("digits")
+    request = urllib.request.Request(
+        f"{info['gateway']}/v1/models/digits/compare",
+        data=payload.body(spec, 8, 3),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert {r["backend"] for r in answer["results"]} == {"torch", "torch_ort", "tf"}
+    assert answer["max_abs_diff"] <= 1e-4
