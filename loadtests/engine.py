@@ -121,12 +121,10 @@ class Engine:
         user_class = locustfile.USER_FOR_TARGET[target]
         # fresh events per run: runners add listeners, which would pile up on the global ones
         events = Events()
-        events.init.add_listener(locustfile.configure)
+        events.test_start.add_listener(locustfile.configure)
         events.request.add_listener(self.collector.on_request)
         env = Environment(user_classes=[user_class], events=events, parsed_options=opts, stop_timeout=10)
-        runner = env.create_local_runner()
-        env.events.init.fire(environment=env, runner=runner, web_ui=None)
-        return env, runner
+        return env, env.create_local_runner()
 
     def run(
         self, label: str, target: str, users: int, duration_s: float, warmup_s: float, pace: float = 0.0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, events, run_single_user, task
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests import checks, payload
 from loadtests.targets import Endpoints, Target, get_target, path, torch_key
@@ -93,9 +94,15 @@ def settings_from_options(options: Any) -> Settings:
     return settings
 
 
-@events.init.add_listener
+@events.test_start.add_listener
 def configure(environment: Any, **_: Any) -> None:
-    """Read the options once per environment and point every user class at its host."""
+    """Read the options and point every user class at its host.
+
+    On ``test_start``, not ``init``: a worker has the master's options only from then on.
+    The master sends no requests and needs no settings.
+    """
+    if isinstance(environment.runner, MasterRunner):
+        return
     if environment.parsed_options is None or not hasattr(environment.parsed_options, "stack"):
         return
     environment.duoserve = settings = settings_from_options(environment.parsed_options)
@@ -106,12 +113,13 @@ def configure(environment: Any, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _gate(environment: Any, **_: Any) -> None:
-    settings: Settings | None = getattr(environment, "duoserve", None)
-    if settings is None:
+    options = environment.parsed_options
+    # workers report to the master, which holds the totals
+    if isinstance(environment.runner, WorkerRunner) or options is None or not hasattr(options, "max_fail_ratio"):
         return
     total = environment.stats.total
     p99 = total.get_response_time_percentile(0.99) if total.num_requests else None
-    problem = checks.gate(total.num_requests, total.num_failures, p99, settings.max_fail_ratio, settings.max_p99_ms)
+    problem = checks.gate(total.num_requests, total.num_failures, p99, options.max_fail_ratio, options.max_p99_ms)
     if problem:
         log.error("gate failed: %s", problem)
         environment.process_exit_code = 1
