@@ -22,7 +22,7 @@ def test_default_profile_is_the_make_run_comparison() -> None:
     load += len(p.slo.targets) * (
         p.slo.max_probes * (p.slo.probe_s + 1.6) + p.slo.confirm_attempts * (p.slo.confirm_s + 1.6)
     )
-    assert load <= 190
+    assert load <= 160
 
 
 def test_command_line_overrides() -> None:
