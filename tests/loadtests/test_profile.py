@@ -15,14 +15,14 @@ def test_default_profile_is_the_make_run_comparison() -> None:
     assert p.comparison.repeats >= 3
     assert p.slo is not None
     assert p.step is not None
-    # bounded: the whole profile's load stays within about three minutes (SLO probes: warm-up <= 1.6 s)
+    # bounded: the whole profile's load stays within about three minutes (SLO probe warm-up <= 1.6 s)
     c = p.comparison
     load = c.repeats * len(p.targets) * (c.warmup_s + c.duration_s)
     load += len(p.step.targets) * len(p.step.users) * (p.step.step_s + p.step.settle_s)
     load += len(p.slo.targets) * (
         p.slo.max_probes * (p.slo.probe_s + 1.6) + p.slo.confirm_attempts * (p.slo.confirm_s + 1.6)
     )
-    assert load <= 160
+    assert load <= 165  # worst case; a typical run is about 140 s
 
 
 def test_command_line_overrides() -> None:
