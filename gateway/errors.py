@@ -8,6 +8,7 @@ fault it is::
     │   ├── UnknownBackendError ....................... 400  backend not known / not serving the model
     │   ├── UnauthorizedError ......................... 401  missing or wrong API key (WWW-Authenticate)
     │   ├── UnknownModelError ......................... 404
+    │   ├── BodyTimeoutError .......................... 408  body not received within the body timeout
     │   ├── PayloadTooLargeError ...................... 413  body or instance count over the limit
     │   ├── UnsupportedMediaTypeError ................. 415  not application/json
     │   └── InvalidInputError ......................... 422  fails the manifest's shape/dtype check
@@ -79,6 +80,11 @@ class UnauthorizedError(RequestError):
 class UnknownModelError(RequestError):
     status = 404
     kind = "unknown_model"
+
+
+class BodyTimeoutError(RequestError):
+    status = 408
+    kind = "body_timeout"
 
 
 class PayloadTooLargeError(RequestError):

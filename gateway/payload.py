@@ -7,6 +7,7 @@ the original bytes when it holds nothing but ``instances``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.requests import Request
 
 from services.common.validation import InputError, get_instances, parse_json, to_array
 
-from .errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from .errors import BodyTimeoutError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from .models import ModelInfo
 
 
@@ -40,8 +41,11 @@ def check_content_type(request: Request) -> None:
         raise UnsupportedMediaTypeError(f"Content-Type must be application/json, got {ctype or 'none'!r}")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) before reading it when declared too big, or once it grows too big."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body, refusing (413) before reading it when declared too big, or once it grows too big.
+
+    A body that trickles in (slowloris) is cut off after ``timeout_s`` with 408.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -52,11 +56,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLargeError(f"request body of {size} bytes exceeds the limit of {limit} bytes", limit=limit)
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes", limit=limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeoutError(f"request body not received within {timeout_s:g} s ({received} bytes came)") from None
     return b"".join(chunks)
 
 

@@ -35,7 +35,7 @@ def _plane(request: Request) -> DataPlane:
 async def _read(request: Request, plane: DataPlane, model: str) -> tuple[ModelInfo, Payload]:
     info = plane.model(model)
     check_content_type(request)
-    raw = await read_body(request, plane.settings.max_body_bytes)
+    raw = await read_body(request, plane.settings.max_body_bytes, plane.settings.body_timeout_s)
     return info, check_payload(raw, info)
 
 

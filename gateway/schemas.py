@@ -67,6 +67,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "unknown backend or bad request",
         401: "missing or wrong API key",
         404: "unknown model",
+        408: "request body not received in time",
         413: "body or instance count too large",
         415: "not application/json",
         422: "input does not match the model",

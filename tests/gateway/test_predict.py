@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -260,3 +261,18 @@ async def test_unexpected_error_is_a_logged_500(
     assert resp.status_code == 500
     assert resp.json() == {"detail": "internal error"}
     assert "surprise" in caplog.text
+
+
+async def test_a_trickling_body_is_cut_off_with_408(fake: Fake, settings_for: Callable[..., Settings]) -> None:
+    release = asyncio.Event()
+
+    async def slow() -> Any:
+        yield b'{"instances": '
+        await release.wait()  # never set: the client stalls mid-body
+        yield b"[]}"
+
+    async with gateway(settings_for(fake, body_timeout_s=0.2)) as (client, _):
+        resp = await client.post("/v1/models/mlp/predict", content=slow(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 408
+    assert resp.json() == {"detail": "request body not received within 0.2 s (14 bytes came)"}
+    assert fake.requests == []
