@@ -32,6 +32,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
+        self._until_eof = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,11 +47,19 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self._until_eof and self.waiter is not None and not self.waiter.done():
+            # an answer with neither Content-Length nor chunking ends where the connection does
+            self.waiter.set_result(HttpAnswer(self.parser.get_status_code(), b"".join(self._body), self._headers))
+            return
         self._fail(exc or ConnectionResetError("connection closed by the backend"))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.decode("latin-1")] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        names = {name.lower() for name in self._headers}
+        self._until_eof = "content-length" not in names and "transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -77,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self.received = 0
         self._headers = {}
         self._body = []
+        self._until_eof = False
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         try:

@@ -128,6 +128,18 @@ class Fake:
         if mode == "wrong_shape":
             preds = [[*row[:-1], 0.0, 0.0] for row in preds]
         headers = {"X-TF-Server": self.tf_header} if backend == "tf" and self.tf_header else {}
+        if mode in ("chunked", "close"):
+            resp = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
+            if mode == "chunked":
+                resp.enable_chunked_encoding()
+            else:
+                resp.force_close()  # Connection: close, body until EOF
+            await resp.prepare(request)
+            data = json.dumps({"predictions": preds}).encode()
+            await resp.write(data[:7])
+            await resp.write(data[7:])
+            await resp.write_eof()
+            return resp
         return web.json_response({"predictions": preds}, headers=headers)
 
     async def torch_predict(self, request: web.Request) -> web.StreamResponse:

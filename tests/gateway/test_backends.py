@@ -16,7 +16,7 @@ from gateway.backends.tf_rest import TFRestClient
 from gateway.backends.torchserve import TorchServeClient
 from gateway.backends.transport import AiohttpTransport, HttpLimits, HttpxTransport
 
-from .conftest import Fake, gateway, instances
+from .conftest import Fake, gateway, instances, outputs
 
 pytestmark = pytest.mark.anyio
 
@@ -152,3 +152,41 @@ async def test_not_ready_when_backends_are_down(settings_for: Callable[..., Sett
     body = ready.json()
     assert body["detail"] == "some model has no ready backend"
     assert body["models"]["mlp"] == {"torch": False, "torch_ort": False, "tf": False}
+
+
+async def test_h1_reads_an_answer_that_ends_with_the_connection(settings_for: Callable[..., Settings]) -> None:
+    rows = instances("mlp", 2)
+    body = json.dumps({"predictions": outputs("mlp", rows)}).encode()
+
+    async def http10(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http10, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with gateway(settings_for(None, torch_url=f"http://127.0.0.1:{port}")) as (client, _):
+            answers = [await client.post("/v1/models/mlp/predict", json={"instances": rows}) for _ in range(2)]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [r.status_code for r in answers] == [200, 200], answers[0].text
+    assert answers[1].json()["predictions"] == outputs("mlp", rows)
+
+
+@pytest.mark.parametrize("mode", ["chunked", "close"])
+async def test_h1_reads_chunked_and_connection_close_answers(
+    fake: Fake, settings_for: Callable[..., Settings], mode: str
+) -> None:
+    fake.modes["torch"] = mode
+    rows = instances("digits", 2)
+    async with gateway(settings_for(fake)) as (client, _):
+        answers = [await client.post("/v1/models/digits/predict", json={"instances": rows}) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200], answers[0].text
+    assert all(r.json()["predictions"] == outputs("digits", rows) for r in answers)
