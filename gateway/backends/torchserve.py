@@ -26,7 +26,7 @@ log = logging.getLogger("gateway.torchserve")
 def _is_token_refusal(answer: HttpAnswer) -> bool:
     if answer.status in (401, 403):
         return True
-    return answer.status == 400 and b"token" in answer.body.lower()
+    return answer.status == 400 and b"token authorization" in answer.body.lower()
 
 
 class TorchServeClient(BackendClient):

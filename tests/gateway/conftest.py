@@ -78,6 +78,7 @@ class Fake:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     key: str | None = None
     key_file: Path | None = None
+    refusal_status: int = 400  # TorchServe refuses a bad token with 400 or 401
     tf_header: str | None = "duoserve-compat"
     server: TestServer | None = None
 
@@ -147,11 +148,11 @@ class Fake:
             self.requests.append(("auth_refused", request.path, dict(request.headers)))
             return web.json_response(
                 {
-                    "code": 401,
+                    "code": self.refusal_status,
                     "type": "InvalidKeyException",
                     "message": "Token Authorization failed. Token either incorrect, expired, or not provided correctly",
                 },
-                status=401,
+                status=self.refusal_status,
             )
         name = request.match_info["name"]
         model, backend = (name[:-4], "torch_ort") if name.endswith("_ort") else (name, "torch")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,9 +20,11 @@ from .conftest import Fake, gateway, instances, outputs
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.parametrize("refusal", [400, 401])
 async def test_token_is_read_and_refreshed_once_when_torchserve_rotates_it(
-    fake: Fake, settings_for: Callable[..., Settings], tmp_path: Path
+    fake: Fake, settings_for: Callable[..., Settings], refusal: int
 ) -> None:
+    fake.refusal_status = refusal
     fake.rotate_key("key-1")
     async with gateway(settings_for(fake, torch_key_file=fake.key_file)) as (client, _):
         body = {"instances": instances("mlp", 1)}
