@@ -113,6 +113,8 @@ async def model_get(request: web.Request) -> web.Response:
     """GET .../{name}[/versions/{v}|/labels/{l}][/metadata]: version status or signature metadata."""
     state = request.app[_STATE]
     match = STATUS_RE.fullmatch(request.path)
+    if match is None and request.path.rstrip("/").lower() == "/v1/models":
+        raise invalid("Missing model name in request.")
     if match is None:
         raise invalid(f"Malformed request: GET {request.path}")
     name, version, label = match["name"], _version(match["version"]), match["label"]

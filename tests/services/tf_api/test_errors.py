@@ -97,6 +97,8 @@ def test_bad_predict(http, path: str, body: bytes, status: int, message: str) ->
     ("path", "status", "message"),
     [
         ("/v1/models/nope", 404, "Could not find any versions of model nope"),
+        ("/v1/models", 400, "Missing model name in request."),
+        ("/v1/models/mlp/versions/1/bogus", 400, "Malformed request: GET /v1/models/mlp/versions/1/bogus"),
         ("/v1/models/mlp/versions/7", 404, "Could not find version 7 of model mlp"),
         ("/v1/models/mlp/labels/canary", 400, "Unrecognized servable version label: canary"),
         ("/v1/models/nope/metadata", 404, "Servable not found for request: Latest(nope)"),
