@@ -9,6 +9,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "run":
     import locust  # noqa: F401
 
 import argparse
+import os
 from pathlib import Path
 
 from loadtests import profile as profiles
@@ -28,7 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario profile against a running stack and write a report")
     run.add_argument("--profile", default="default", help="scenario name under loadtests/scenarios/, or a YAML path")
-    run.add_argument("--stack", type=Path, default=Path(".run/stack.json"), help="stack.json of the running stack")
+    run.add_argument(
+        "--stack",
+        type=Path,
+        default=Path(os.environ.get("STACK_RUN_DIR") or ".run") / "stack.json",
+        help="stack.json of the running stack (default: $STACK_RUN_DIR/stack.json, as services.stack writes it)",
+    )
     run.add_argument("--out", type=Path, default=Path("reports"), help="reports folder (a timestamped run dir is made)")
     run.add_argument("--model", help="model (default: the profile's)")
     run.add_argument("--batch", type=int, help="instances per request")

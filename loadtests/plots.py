@@ -65,7 +65,8 @@ def steps(out: Path, points: dict[str, list[dict[str, float | None]]]) -> str:
     top.set_ylabel("req/s")
     top.set_title("Step load: throughput and p99 versus users")
     bottom.set_ylabel("p99 (ms)")
-    bottom.set_xlabel("users (closed loop)")
+    bottom.set_xlabel("users (closed loop, log scale)")
+    bottom.set_xscale("log", base=2)
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     top.legend(fontsize="small")
