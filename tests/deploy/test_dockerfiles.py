@@ -157,11 +157,6 @@ def test_export_image_pins_match_the_project() -> None:
         assert pin in known, f"{pin} is pinned neither in pyproject.toml nor in requirements.lock"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/{torch_api,tf_api}/Dockerfile must declare ARG BASE_IMAGE before FROM (change requested in "
-    "the issue 7 report); remove this marker once they do",
-)
 def test_cpu_override_builds_the_model_servers_from_cpu_images() -> None:
     services = compose.merged(CPU)["services"]
     for name in ("torch_api", "tf_api"):

@@ -21,6 +21,11 @@ PROBE = (
         ("services.build", []),
         ("services.common.validation", []),
         ("services.common.data", []),
+        ("services.tf_api.__main__", []),
+        ("services.tf_api.settings", []),
+        ("services.tf_api.compat.server", ["tensorflow"]),
+        ("services.stack", []),
+        ("gateway.app", []),
     ],
 )
 def test_framework_imports(module: str, allowed: list[str]) -> None:
