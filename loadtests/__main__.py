@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"loadtests: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("loadtests: interrupted; the run directory holds what finished", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
