@@ -37,7 +37,7 @@ def test_shipped_models_config_resolves_to_the_artifacts(tmp_path: Path) -> None
 
 
 def test_shipped_batching_and_monitoring_files() -> None:
-    assert load_batching(DEFAULT_BATCHING_CONFIG) == BatchingConfig(32, 2000, 2, 64)
+    assert load_batching(DEFAULT_BATCHING_CONFIG) == BatchingConfig(16, 1000, 2, 64)
     monitoring = load_monitoring(DEFAULT_MONITORING_CONFIG)
     assert monitoring.enable is True
     assert monitoring.path == "/monitoring/prometheus/metrics"
