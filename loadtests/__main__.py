@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--torch-url", help="override stack.json")
     run.add_argument("--tf-url", help="override stack.json (TF REST)")
     run.add_argument("--torch-key-file", help="override stack.json")
+    run.add_argument("--api-key", help="the gateway's API key if it requires one (default: $LOADTEST_API_KEY)")
     rebuild = sub.add_parser("report", help="rebuild report.md/report.html of a run directory")
     rebuild.add_argument("run_dir", type=Path)
     return parser
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": args.torch_url,
         "tf": args.tf_url,
         "key_file": args.torch_key_file,
+        "api_key": args.api_key,
     }
     try:
         return runner.run(profile, args.stack, args.out, overrides)

@@ -25,7 +25,7 @@ from locust import FastHttpUser, events, run_single_user, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests import checks, payload
-from loadtests.targets import Endpoints, Target, get_target, path, torch_key
+from loadtests.targets import Endpoints, Target, get_target, headers, path, torch_key
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--torch-url", env_var="LOADTEST_TORCH_URL", default="", help="overrides stack.json")
     group.add_argument("--tf-url", env_var="LOADTEST_TF_URL", default="", help="TF REST; overrides stack.json")
     group.add_argument("--torch-key-file", env_var="LOADTEST_TORCH_KEY_FILE", default="", help="TorchServe key file")
+    group.add_argument("--api-key", env_var="LOADTEST_API_KEY", default="", help="the gateway's API key, if any")
     group.add_argument("--model", env_var="LOADTEST_MODEL", default="digits", help="model to load")
     group.add_argument("--batch", env_var="LOADTEST_BATCH", type=int, default=1, help="instances per request")
     group.add_argument("--seed", env_var="LOADTEST_SEED", type=int, default=0, help="payload seed")
@@ -76,7 +77,7 @@ def settings_from_options(options: Any) -> Settings:
     else:
         raise FileNotFoundError(f"{stack}: no stack.json and no --gateway-url/--torch-url/--tf-url given")
     endpoints = endpoints.with_overrides(
-        options.gateway_url, options.torch_url, options.tf_url, options.torch_key_file or None
+        options.gateway_url, options.torch_url, options.tf_url, options.torch_key_file or None, options.api_key or None
     )
     model = payload.load_input(options.model)
     settings = Settings(
@@ -154,12 +155,7 @@ class TargetUser(FastHttpUser):
         return max(0.0, self._next - now)
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self._target.kind == "torch" and self.settings.key:
-            headers["Authorization"] = f"Bearer {self.settings.key}"
-        if self._target.kind == "gateway":
-            headers["X-Backend"] = self._target.backend
-        return headers
+        return headers(self.settings.endpoints, self._target, self.settings.key)
 
     @task
     def predict(self) -> None:

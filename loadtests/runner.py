@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import urllib.error
@@ -24,7 +25,7 @@ from typing import Any
 from loadtests import envinfo, payload, report, slo
 from loadtests.engine import SATURATED_CPU_PERCENT, SPAWN_RATE, Engine, RunResult
 from loadtests.profile import Profile
-from loadtests.targets import TARGETS, Endpoints, get_target, path, torch_key
+from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
 from services.common import wrk
 
 
@@ -39,12 +40,11 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, s
 
 def _headers(endpoints: Endpoints, name: str) -> dict[str, str]:
     target = get_target(name)
-    headers = {"Content-Type": "application/json"}
-    if target.kind == "torch" and (key := torch_key(endpoints.torch_key_file)):
-        headers["Authorization"] = f"Bearer {key}"
-    if target.kind == "gateway":
-        headers["X-Backend"] = target.backend
-    return headers
+    return headers(endpoints, target, torch_key(endpoints.torch_key_file) if target.kind == "torch" else None)
+
+
+def _gateway_headers(endpoints: Endpoints) -> dict[str, str]:
+    return {"X-API-Key": endpoints.gateway_api_key} if endpoints.gateway_api_key else {}
 
 
 def preflight(endpoints: Endpoints, profile: Profile, body: bytes) -> None:
@@ -69,6 +69,8 @@ class Run:
                 "--seed", str(profile.seed), "--max-fail-ratio", str(profile.max_fail_ratio),
                 "--gateway-url", endpoints.gateway, "--torch-url", endpoints.torch,
                 "--tf-url", endpoints.tf_rest]  # fmt: skip
+        if endpoints.gateway_api_key:
+            args += ["--api-key", endpoints.gateway_api_key]
         if endpoints.torch_key_file:
             args += ["--torch-key-file", endpoints.torch_key_file]
         self.engine = Engine(args, out)
@@ -101,7 +103,7 @@ class Run:
         c = self.profile.comparison
         gateway = any(TARGETS[t].via_gateway for t in self.profile.targets)
         if gateway:
-            _http("POST", f"{self.endpoints.gateway}/v1/stats/reset", b"")
+            _http("POST", f"{self.endpoints.gateway}/v1/stats/reset", b"", _gateway_headers(self.endpoints))
         runs: list[RunResult] = []
         for repeat in range(1, c.repeats + 1):
             print(f"comparison: repeat {repeat}/{c.repeats}, {c.users} users", file=sys.stderr, flush=True)
@@ -109,7 +111,9 @@ class Run:
                 runs.append(self.engine.run(f"cmp_{name}_r{repeat}", name, c.users, c.duration_s, c.warmup_s))
         self.results["comparison"] = {**c.__dict__, "runs": [r.to_json() for r in runs]}
         if gateway:
-            status, snapshot = _http("GET", f"{self.endpoints.gateway}/v1/stats")
+            status, snapshot = _http(
+                "GET", f"{self.endpoints.gateway}/v1/stats", None, _gateway_headers(self.endpoints)
+            )
             (self.out / "gateway_stats.json").write_text(json.dumps(snapshot, indent=2) + "\n")
             self.results["gateway_stats"] = {"file": "gateway_stats.json", "status": status, "sent": self._sent(runs)}
 
@@ -191,7 +195,11 @@ class Run:
 def run(profile: Profile, stack_path: Path, reports: Path, overrides: dict[str, str | None]) -> int:
     """Run ``profile``, write ``reports/<timestamp>/``, print the summary; 1 if a comparison run failed its gate."""
     endpoints = Endpoints.from_stack_json(stack_path).with_overrides(
-        overrides.get("gateway"), overrides.get("torch"), overrides.get("tf"), overrides.get("key_file")
+        overrides.get("gateway"),
+        overrides.get("torch"),
+        overrides.get("tf"),
+        overrides.get("key_file"),
+        overrides.get("api_key") or os.environ.get("LOADTEST_API_KEY"),
     )
     out = reports / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=False)

@@ -65,6 +65,8 @@ class Endpoints:
     tf_server: str | None = None
     gateway_backends: dict[str, list[str]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: The gateway's API key (``GATEWAY_API_KEY``), if it requires one; never written to a report.
+    gateway_api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_stack_json(cls, path: Path) -> Endpoints:
@@ -84,7 +86,12 @@ class Endpoints:
         )
 
     def with_overrides(
-        self, gateway: str | None, torch: str | None, tf_rest: str | None, key_file: str | None
+        self,
+        gateway: str | None,
+        torch: str | None,
+        tf_rest: str | None,
+        key_file: str | None,
+        api_key: str | None = None,
     ) -> Endpoints:
         """The same endpoints with any explicitly given URL taking precedence."""
         return Endpoints(
@@ -95,6 +102,7 @@ class Endpoints:
             tf_server=self.tf_server,
             gateway_backends=self.gateway_backends,
             raw=self.raw,
+            gateway_api_key=api_key or self.gateway_api_key,
         )
 
     def host(self, target: Target) -> str:
@@ -106,6 +114,18 @@ class Endpoints:
     def compare_backends(self, model: str) -> list[str]:
         """The backends the gateway's ``/compare`` calls for ``model`` (all three if unknown)."""
         return list(self.gateway_backends.get(model) or ["torch", "torch_ort", "tf"])
+
+
+def headers(endpoints: Endpoints, target: Target, inference_key: str | None) -> dict[str, str]:
+    """The request headers of ``target``: TorchServe's token, the gateway's API key and backend."""
+    found = {"Content-Type": "application/json"}
+    if target.kind == "torch" and inference_key:
+        found["Authorization"] = f"Bearer {inference_key}"
+    if target.via_gateway and endpoints.gateway_api_key:
+        found["X-API-Key"] = endpoints.gateway_api_key
+    if target.kind == "gateway":
+        found["X-Backend"] = target.backend
+    return found
 
 
 def path(target: Target, model: str) -> str:

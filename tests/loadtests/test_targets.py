@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
+
+STACK = {
+    "gateway": "http://127.0.0.1:8000/",
+    "torch": "http://127.0.0.1:8080",
+    "tf_rest": "http://127.0.0.1:8501",
+    "torch_key_file": None,
+    "tf_server": "duoserve-compat",
+    "gateway_backends": {"digits": ["torch", "tf"]},
+}
+
+
+@pytest.fixture
+def endpoints(tmp_path: Path) -> Endpoints:
+    key_file = tmp_path / "key_file.json"
+    key_file.write_text(json.dumps({"inference": {"key": "abc"}, "management": {"key": "never-used"}}))
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({**STACK, "torch_key_file": str(key_file)}))
+    return Endpoints.from_stack_json(stack)
+
+
+def test_hosts_and_paths(endpoints: Endpoints) -> None:
+    want = {
+        "torch": "http://127.0.0.1:8080/predictions/digits",
+        "torch_ort": "http://127.0.0.1:8080/predictions/digits_ort",
+        "tf": "http://127.0.0.1:8501/v1/models/digits:predict",
+        "gw_torch": "http://127.0.0.1:8000/v1/models/digits/predict",
+        "gw_tf": "http://127.0.0.1:8000/v1/models/digits/predict",
+        "gw_compare": "http://127.0.0.1:8000/v1/models/digits/compare",
+    }
+    for name, url in want.items():
+        target = get_target(name)
+        assert endpoints.host(target) + path(target, "digits") == url
+    assert endpoints.compare_backends("digits") == ["torch", "tf"]
+    assert endpoints.compare_backends("mlp") == ["torch", "torch_ort", "tf"]
+
+
+def test_headers_carry_the_right_credentials(endpoints: Endpoints) -> None:
+    key = torch_key(endpoints.torch_key_file)
+    assert key == "abc"
+    assert headers(endpoints, TARGETS["torch"], key)["Authorization"] == "Bearer abc"
+    assert "Authorization" not in headers(endpoints, TARGETS["gw_torch"], key)
+    assert headers(endpoints, TARGETS["gw_torch_ort"], None)["X-Backend"] == "torch_ort"
+    assert "X-API-Key" not in headers(endpoints, TARGETS["gw_tf"], None)
+    keyed = endpoints.with_overrides(None, None, None, None, api_key="s3cret")
+    assert headers(keyed, TARGETS["gw_compare"], None)["X-API-Key"] == "s3cret"
+    assert "X-API-Key" not in headers(keyed, TARGETS["tf"], None)
+    assert "s3cret" not in repr(keyed)
+
+
+def test_overrides_and_missing_stack(endpoints: Endpoints, tmp_path: Path) -> None:
+    moved = endpoints.with_overrides("http://gateway:8000/", None, "http://tf_api:8501", None)
+    assert (moved.gateway, moved.torch, moved.tf_rest) == ("http://gateway:8000", endpoints.torch, "http://tf_api:8501")
+    with pytest.raises(FileNotFoundError, match="start the stack"):
+        Endpoints.from_stack_json(tmp_path / "nope.json")
+    with pytest.raises(KeyError, match="known: torch, torch_ort"):
+        get_target("grpc")
