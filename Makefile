@@ -40,7 +40,8 @@ lint: $(STAMP)  ## ruff and mypy on the source
 RUN_ARGS ?=
 run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
 	@trap '$(PY) -m services.stack down' EXIT; trap 'exit 130' INT TERM; \
-	$(PY) -m services.stack up && $(PY) -m loadtests run $(RUN_ARGS)
+	$(PY) -m services.stack up && \
+	$(PY) -m loadtests run --profile default --out reports $(RUN_ARGS)
 
 up: artifacts  ## start torch_api, tf_api and the gateway in the background; returns when all are ready
 	$(PY) -m services.stack up
