@@ -1,5 +1,7 @@
 """``python -m gateway``: serve on ``GATEWAY_HOST:GATEWAY_PORT`` with uvicorn (uvloop, httptools).
 
+Request headers must arrive within ``GATEWAY_HEADER_TIMEOUT_S`` (408 otherwise; see :mod:`.server`).
+
 Runs in the foreground; SIGTERM or Ctrl-C stops it gracefully (in-flight requests finish
 within 10 s, pools close); SIGTERM then exits 0. A bad setting exits with status 2 and a
 message naming the variable.
@@ -15,6 +17,7 @@ import uvicorn
 
 from .app import create_app
 from .config import SettingsError, load_settings
+from .server import header_timeout_protocol
 
 
 def main() -> int:
@@ -30,7 +33,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=header_timeout_protocol(settings.header_timeout_s),  # httptools, plus a header timeout
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,

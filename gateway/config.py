@@ -115,6 +115,7 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0, description="whole request body must arrive within this")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="request line and headers must arrive within this")
     max_concurrency: int = Field(default=64, gt=0, description="in-flight requests per backend before shedding")
     pool_size: int = Field(default=100, gt=0, description="open connections per backend")
     connect_timeout_s: float = Field(default=1.0, gt=0)
