@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -27,6 +26,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.common import wrk as common_wrk
 
 BODY = json.dumps({"instances": [[0.1] * 10]})
 ANSWER = json.dumps({"predictions": [[0.5]]}).encode()
@@ -64,36 +65,14 @@ class Run:
     rps: float
 
 
-def _ms(text: str) -> float:
-    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
-    if found is None:
-        raise RuntimeError(f"unexpected wrk latency {text!r}")
-    return float(found.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[found.group(2)]
-
-
 def wrk(url: str, connections: int, duration: float) -> Run:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\nwrk.headers["Content-Type"] = "application/json"\n'
+    """One wrk run through ``services.common.wrk``; any error fails the benchmark."""
+    result = common_wrk.run(url, BODY.encode(), connections=connections, duration_s=duration)
+    if result.non_2xx or result.socket_errors:
+        raise RuntimeError(
+            f"wrk saw {result.non_2xx} non-2xx answers and {result.socket_errors} socket errors at {url}"
         )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=duration + 30,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
-    p50 = re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not (p50 and p99 and rps):
-        raise RuntimeError(f"unexpected wrk output for {url}:\n{out}")
-    return Run(_ms(p50.group(1)), _ms(p99.group(1)), float(rps.group(1)))
+    return Run(result.p50_ms, result.p99_ms, result.rps)
 
 
 def python_load(url: str, connections: int, duration: float) -> Run:

@@ -74,8 +74,13 @@ def run(
     duration_s: float,
     headers: dict[str, str] | None = None,
     threads: int = 1,
+    timeout_s: float = 10.0,
 ) -> WrkResult:
-    """POST ``body`` to ``url`` with ``connections`` connections for ``duration_s`` seconds."""
+    """POST ``body`` to ``url`` with ``connections`` connections for ``duration_s`` seconds.
+
+    ``timeout_s`` is wrk's per-request timeout: a slower request counts as a socket
+    timeout error, not as a latency sample.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed: apt-get install wrk")
@@ -94,7 +99,9 @@ def run(
         lua.write_text("\n".join(lines) + "\n")
         cmd = [
             wrk, "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{max(1, round(duration_s))}s",
-            "--timeout", "10s", "--latency", "-s", str(lua), url,
+            "--timeout", f"{max(1, round(timeout_s))}s", "--latency", "-s", str(lua), url,
         ]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 30, check=True).stdout
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=duration_s + timeout_s + 30, check=True
+        ).stdout
     return parse(out, connections, duration_s)

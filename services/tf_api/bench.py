@@ -24,7 +24,6 @@ import asyncio
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -43,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from services.common import wrk as common_wrk
 from services.common.specs import get_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,51 +164,23 @@ def grpc_concurrent(port: int, model: str, x: np.ndarray, connections: int, seco
     return asyncio.run(_grpc_concurrent(port, _request(model, x), connections, seconds))
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _wrk_ms(text: str, label: str) -> float:
-    match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"wrk output has no {label} line:\n{text}")
-    return float(match[1]) * _UNITS[match[2]]
-
-
 def wrk(port: int, model: str, body_file: Path, connections: int, seconds: float) -> Figures:
-    """wrk's throughput and p50/p99 (REST)."""
-    script = body_file.with_suffix(".lua")
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.body = io.open("{body_file}", "rb"):read("*a")\n'
+    """wrk's throughput and p50/p99 (REST), through ``services.common.wrk``."""
+    result = common_wrk.run(
+        f"http://{HOST}:{port}/v1/models/{model}:predict",
+        body_file.read_bytes(),
+        connections=connections,
+        duration_s=seconds,
+        threads=min(2, connections),
+        timeout_s=30,
     )
-    threads = min(2, connections)
-    cmd = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "30s",
-        "--latency",
-        "-s",
-        str(script),
-    ]
-    text = subprocess.run(
-        [*cmd, f"http://{HOST}:{port}/v1/models/{model}:predict"],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if rps is None or float(rps[1]) == 0.0:  # nothing finished within the run
+    if result.rps == 0.0:  # nothing finished within the run
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "rps": 0.0, "errors": 0.0}
     return {
-        "p50_ms": _wrk_ms(text, "50%"),
-        "p99_ms": _wrk_ms(text, "99%"),
-        "rps": float(rps[1]) if rps else 0.0,
-        "errors": float(non_2xx[1]) if non_2xx else 0.0,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "rps": result.rps,
+        "errors": float(result.non_2xx + result.socket_errors),
     }
 
 
