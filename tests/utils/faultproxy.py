@@ -22,9 +22,9 @@ import ipaddress
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["pass", "latency", "reset", "blackhole", "down"]
 MODES: tuple[Mode, ...] = ("pass", "latency", "reset", "blackhole", "down")
@@ -115,9 +115,8 @@ class FaultProxy:
             raise ValueError(f"fault proxy: unknown mode {mode!r}; one of {MODES}")
         self._call(self._switch(mode, latency_s))
 
-    def _call(self, coro: object) -> None:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        future.result(10)
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     # -- on the proxy's loop ------------------------------------------------------------------
 
