@@ -47,7 +47,9 @@ def _ms(text: str) -> float:
 
 def parse(output: str, connections: int, duration_s: float) -> WrkResult:
     """Parse ``wrk --latency`` output."""
-    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.M))
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.M))
+    if len(pct) < 4:
+        raise ValueError(f"wrk printed no latency distribution (did any request finish?):\n{output}")
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

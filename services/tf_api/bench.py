@@ -166,14 +166,17 @@ def grpc_concurrent(port: int, model: str, x: np.ndarray, connections: int, seco
 
 def wrk(port: int, model: str, body_file: Path, connections: int, seconds: float) -> Figures:
     """wrk's throughput and p50/p99 (REST), through ``services.common.wrk``."""
-    result = common_wrk.run(
-        f"http://{HOST}:{port}/v1/models/{model}:predict",
-        body_file.read_bytes(),
-        connections=connections,
-        duration_s=seconds,
-        threads=min(2, connections),
-        timeout_s=30,
-    )
+    try:
+        result = common_wrk.run(
+            f"http://{HOST}:{port}/v1/models/{model}:predict",
+            body_file.read_bytes(),
+            connections=connections,
+            duration_s=seconds,
+            threads=min(2, connections),
+            timeout_s=30,
+        )
+    except ValueError:  # wrk printed no distribution: nothing finished within the run
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "rps": 0.0, "errors": 0.0}
     if result.rps == 0.0:  # nothing finished within the run
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "rps": 0.0, "errors": 0.0}
     return {
