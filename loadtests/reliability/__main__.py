@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.stack import REPO
 
-from .scenarios import FAULTS, Row, StackInfo, capacity, fault, overload, soak
+from .scenarios import FAULTS, Row, StackInfo, capacity, fault, fixed, overload, soak
 
 HEADER = (
     "| test | load | fault | requests | failed | p99 before / during / after (ms) | breaker open (s) "
@@ -66,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.out / f"reliability-{time.strftime('%Y%m%d-%H%M%S')}"
     rows: list[Row] = []
     if args.what in ("faults", "all"):
-        rate = args.rate or round(capacity(stack, logs) / 2)
+        rate = args.rate
+        if not rate:  # half of what the weaker backend serves alone: failover must fit on the survivor
+            caps = {b: capacity(stack, logs, env={"GATEWAY_POLICIES": json.dumps(fixed(b))}) for b in ("torch", "tf")}
+            rate = round(min(caps.values()) / 2)
+            print(f"reliability: capacity through the gateway {caps}", flush=True)
         print(f"reliability: fault load {rate:g} req/s", flush=True)
         for kind in args.faults.split(","):
-            rows.append(fault(stack, kind, logs, rate=rate, during_s=args.during, after_s=20 if kind == "kill" else 10))
+            rows.append(fault(stack, kind, logs, rate=rate, during_s=args.during, after_s=30 if kind == "kill" else 10))
             print(markdown(rows[-1:]), flush=True)
     if args.what in ("overload", "all"):
         rows.append(overload(stack, logs))

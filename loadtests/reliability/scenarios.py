@@ -46,6 +46,11 @@ FAILOVER = {"digits": {"policy": "failover", "order": ["torch", "tf"]}}
 MODEL = "digits"
 
 
+def fixed(backend: str) -> dict[str, dict[str, str]]:
+    """``GATEWAY_POLICIES`` routing every digits request to ``backend``."""
+    return {MODEL: {"policy": "fixed", "backend": backend}}
+
+
 @dataclass
 class Row:
     """One line of the reliability table."""
