@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="fault load in req/s (default: half of capacity)")
     parser.add_argument("--during", type=float, default=10.0, help="seconds each proxy fault lasts")
     parser.add_argument("--soak-s", type=float, default=600.0)
+    parser.add_argument("--soak-share", type=float, default=0.7, help="soak load as a share of capacity")
     args = parser.parse_args(argv)
     if not args.stack.exists():
         print(f"reliability: no {args.stack}; start the stack first (python -m services.stack up)", file=sys.stderr)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(overload(stack, logs))
         print(markdown(rows[-1:]), flush=True)
     if args.what in ("soak", "all"):
-        rows.append(soak(stack, logs, seconds=args.soak_s))
+        rows.append(soak(stack, logs, seconds=args.soak_s, share=args.soak_share))
         print(markdown(rows[-1:]), flush=True)
     logs.mkdir(parents=True, exist_ok=True)
     (logs / "rows.json").write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")

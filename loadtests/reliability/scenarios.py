@@ -179,7 +179,16 @@ def _mb(value: int) -> float:
     return round(value / 2**20, 1)
 
 
+def write_samples(run: Run, path: Path) -> None:
+    """Every sample as CSV (start and latency in seconds), with the phases' start times in a comment line."""
+    lines = ["# phases " + json.dumps(run.phase_starts) + " actions_done " + json.dumps(run.actions_done)]
+    lines.append("start_s,latency_s,status,backend,error")
+    lines += [f"{s.start:.4f},{s.latency_s:.5f},{s.status},{s.backend},{s.error}" for s in run.samples]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _row(test: str, load: str, fault: str, run: Run, watch: Watch, gw: GatewayProcess, pid: int, **kw: Any) -> Row:
+    write_samples(run, gw.log.parent / f"{test}-samples.csv")
     sent = [s for s in run.samples if s.status != CLIENT_FULL]
     rss = [p.rss_bytes for p in watch.process]
     return Row(

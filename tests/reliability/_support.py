@@ -99,14 +99,14 @@ def raw_exchange(port: int, chunks: list[bytes], *, gap_s: float = 0.0, timeout_
                 break
         sock.settimeout(max(0.1, deadline - time.monotonic()))
         with contextlib.suppress(OSError):
-            while data := sock.recv(65536):
+            while not _complete(received) and (data := sock.recv(65536)):
                 received += data
-                if b"\r\n\r\n" in received and _complete(received):
-                    break
         return received
 
 
 def _complete(raw: bytes) -> bool:
+    if b"\r\n\r\n" not in raw:
+        return False
     head, _, body = raw.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):

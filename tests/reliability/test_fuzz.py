@@ -7,8 +7,10 @@ is the CLI command in docs/reliability.md.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,6 +87,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(stack: Stack, mode: G
     assert sum(statuses.values()) >= len(operations)
     assert not [s for s in statuses if s >= 500], statuses
     print(f"schemathesis {mode.value}: {sum(statuses.values())} cases, statuses {dict(statuses)}, none: {skipped}")
+    pids = json.loads((Path(stack.run_dir) / "stack.pids.json").read_text())  # current: other tests restart some
     for service in SERVICES:
-        assert _alive(stack.pids[service]), f"{service} died\n{stack.tails()}"
+        assert _alive(pids[service]), f"{service} died\n{stack.tails()}"
     assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200
