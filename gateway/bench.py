@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,15 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common import wrk as common_wrk
+from services.common.procs import free_port as _free_port
+from services.common.procs import terminate
 
 BODY = json.dumps({"instances": [[0.1] * 10]})
 ANSWER = json.dumps({"predictions": [[0.5]]}).encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def echo_main(port: int) -> None:
@@ -127,12 +122,7 @@ def _process(cmd: list[str], env: dict[str, str], ready_url: str) -> Iterator[No
                 time.sleep(0.1)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(proc, 10)
 
 
 def _manifest(directory: Path) -> Path:

@@ -2,7 +2,7 @@
 
 A scenario never touches the stack's own gateway: it starts ``python -m gateway`` on a free
 loopback port with the stack's backend URLs and key file (TorchServe behind the fault proxy
-of ``tests/utils/faultproxy.py`` where a fault is injected), offers a bounded open-loop load
+of ``loadtests/reliability/faultproxy.py`` where a fault is injected), offers a bounded open-loop load
 (:mod:`.load`), watches the gateway (:mod:`.monitor`) and returns one :class:`Row` of the
 table in docs/reliability.md.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +23,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from services.common.procs import free_port as _free_port
+from services.common.procs import terminate
 from services.stack import REPO, StackPaths, stop_service
-from tests.utils.faultproxy import FaultProxy, Mode
 
+from .faultproxy import FaultProxy, Mode
 from .load import (
     CLIENT_FULL,
     OK,
@@ -93,12 +94,6 @@ class StackInfo:
         return int(self.info["torch"].rsplit(":", 1)[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def body(rows: int = 1, seed: int = 0) -> bytes:
     """A digits request (pixel values 0-16), the same for every scenario."""
     x = np.random.default_rng(seed).uniform(0, 16, size=(rows, 8, 8)).astype(np.float32)
@@ -149,13 +144,7 @@ def gateway(stack: StackInfo, log_dir: Path, **env: str) -> Iterator[GatewayProc
             time.sleep(0.2)
         yield GatewayProcess(proc, url, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        terminate(proc, 15)
 
 
 def _run(url: str, phases: list[Phase], concurrency: int, **kwargs: Any) -> Run:

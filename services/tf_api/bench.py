@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from services.common import wrk as common_wrk
+from services.common.procs import free_port
 from services.common.specs import get_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,16 +51,10 @@ MAX_SEQUENTIAL = 2000
 Figures = dict[str, float]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(batching: bool, log: Path) -> Iterator[tuple[int, int]]:
     """A compatible server on free ports; yields (rest, grpc) once every model answers."""
-    rest, grpc_port = _free_port(), _free_port()
+    rest, grpc_port = free_port(HOST), free_port(HOST)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),

@@ -26,6 +26,7 @@ from typing import Any
 
 from services.common import wrk
 from services.common.artifacts import artifact_path, default_root, load_manifest, sha256_path, write_json
+from services.common.procs import free_port, terminate
 from services.common.specs import get_spec
 from services.torch_api.export import export_mar
 from services.torch_api.launcher import read_keys
@@ -34,14 +35,6 @@ from services.torch_api.settings import TorchApiSettings
 HERE = Path(__file__).resolve().parent
 #: Lines of config.properties that are our tuning, removed for the default variant.
 TUNING_KEYS = ("number_of_netty_threads", "netty_client_threads", "decode_input_request")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _prepare_root(work: Path, variant: str, models: list[str]) -> tuple[Path, Path]:
@@ -69,7 +62,7 @@ def _start(
     work: Path, variant: str, root: Path, template: Path, models: list[str]
 ) -> tuple[subprocess.Popen[bytes], TorchApiSettings]:
     env = dict(os.environ)
-    ports = {k: _free_port() for k in ("INFERENCE", "MANAGEMENT", "METRICS", "GRPC_INFERENCE", "GRPC_MANAGEMENT")}
+    ports = {k: free_port() for k in ("INFERENCE", "MANAGEMENT", "METRICS", "GRPC_INFERENCE", "GRPC_MANAGEMENT")}
     env.update({f"TORCH_API_{k}_PORT": str(v) for k, v in ports.items()})
     env.update(
         TORCH_API_ARTIFACTS=str(root),
@@ -144,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results += _measure(variant, settings, models, connections, args.duration, args.repeats)
             finally:
-                proc.terminate()
-                proc.wait(60)
+                terminate(proc, 60)
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
     write_json(args.out, {"environment": env, "results": results})
     print("\n| model | connections | variant | req/s min / median / max | p50 ms | p99 ms |")

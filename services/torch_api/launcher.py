@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from services.common.artifacts import ArtifactError, load_manifest, verify
+from services.common.procs import terminate
 from services.torch_api.keyrefresh import refresh
 from services.torch_api.settings import TorchApiSettings
 
@@ -203,11 +204,11 @@ def serve(settings: TorchApiSettings) -> int:
         wait_ready(settings, proc, models)
     except RuntimeError as exc:
         print(f"torch_api: {exc}\n{log_tail(settings.log_dir)}", file=sys.stderr, flush=True)
-        _shutdown(proc)
+        terminate(proc)
         return 1
     print(f"torch_api: ready; inference key in {settings.run_dir / KEY_FILE}", flush=True)
     code = _foreground(settings, proc)
-    _shutdown(proc)
+    terminate(proc)
     return 0 if code in (0, -signal.SIGTERM, 143) else code
 
 
@@ -224,13 +225,3 @@ def _foreground(settings: TorchApiSettings, proc: subprocess.Popen[bytes]) -> in
                 print("torch_api: inference key renewed", flush=True)
             except (OSError, ValueError, KeyError) as exc:
                 print(f"torch_api: inference key renewal failed: {exc}", file=sys.stderr, flush=True)
-
-
-def _shutdown(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

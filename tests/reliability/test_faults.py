@@ -1,6 +1,6 @@
 """Faults between the gateway and TorchServe under a bounded load, with the failover policy (torch -> tf).
 
-The fault proxy (tests/utils/faultproxy.py) sits in front of the stack's real TorchServe; the
+The fault proxy (loadtests/reliability/faultproxy.py) sits in front of the stack's real TorchServe; the
 gateway is one of our own. These tests assert behaviour (statuses, who served, the breaker's
 state, recovery, same gateway process); the timings are in docs/reliability.md.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtests.reliability.faultproxy import FaultProxy, Mode
 from loadtests.reliability.load import OK, Phase, Run, between, drive
 from loadtests.reliability.monitor import Watch
 from tests.reliability._support import FAILOVER, Gateway, digits_body, running_gateway
-from tests.utils.faultproxy import FaultProxy, Mode
 from tests.utils.stack import Stack
 
 pytestmark = pytest.mark.slow

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtests.reliability.faultproxy import FaultProxy
 from loadtests.reliability.load import NO_ANSWER, OK, Phase, drive
 from tests.reliability._support import digits_body, running_gateway
-from tests.utils.faultproxy import FaultProxy
 from tests.utils.stack import Stack
 
 pytestmark = pytest.mark.slow

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from services.common.procs import free_port as free_port  # re-exported for the tests
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def torchserve_worker_port() -> int:
+    """First of a free range of TorchServe worker socket numbers (``/tmp/.ts.sock.<port>``).
+
+    Clear of 9000, the default a running ``make up`` stack uses.
+    """
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 60000, 100)
+        if not any(Path(f"/tmp/.ts.sock.{port + i}").exists() for i in range(20)):
+            return port
 
 
 def log_tail(path: Path, lines: int = 60) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.utils.servers import REPO, free_port, log_tail
+from tests.utils.servers import REPO, free_port, log_tail, torchserve_worker_port
 
 SERVICES = ("torch_api", "tf_api", "gateway")
 
@@ -43,14 +42,6 @@ class Stack:
         return str(json.loads(Path(self.info["torch_key_file"]).read_text())["inference"]["key"])
 
 
-def _worker_port() -> int:
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 60000, 100)
-        if not any(Path(f"/tmp/.ts.sock.{port + i}").exists() for i in range(20)):
-            return port
-
-
 def _alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)
@@ -69,7 +60,7 @@ def running_stack(base: Path, torch_models: str = "all") -> Iterator[Stack]:
              "TF_API_GRPC_PORT", "GATEWAY_PORT"]  # fmt: skip
     env.update({name: str(free_port()) for name in names})
     env.update(
-        TORCH_API_WORKER_PORT=str(_worker_port()),
+        TORCH_API_WORKER_PORT=str(torchserve_worker_port()),
         TORCH_API_MODELS=torch_models,
         STACK_RUN_DIR=str(base / "run"),
         STACK_LOG_DIR=str(base / "logs"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common.artifacts import default_root
-from tests.utils.servers import ServerProcess, free_port, python_cmd, running
+from tests.utils.servers import ServerProcess, free_port, python_cmd, running, torchserve_worker_port
 
 
 @dataclass
@@ -36,22 +35,13 @@ class TorchServe:
         return {"Authorization": f"Bearer {self.keys()[kind]}"}
 
 
-def _worker_port() -> int:
-    # worker sockets are /tmp/.ts.sock.<port>; stay clear of a stack running on 9000
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 60000, 100)
-        if not any(Path(f"/tmp/.ts.sock.{port + i}").exists() for i in range(20)):
-            return port
-
-
 @pytest.fixture(scope="session")
 def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]:
     base = tmp_path_factory.mktemp("torchserve")
     ports = {name: free_port() for name in ("inference", "management", "metrics", "grpc_inference", "grpc_management")}
     env = {f"TORCH_API_{name.upper()}_PORT": str(port) for name, port in ports.items()}
     env.update(
-        TORCH_API_WORKER_PORT=str(_worker_port()),
+        TORCH_API_WORKER_PORT=str(torchserve_worker_port()),
         TORCH_API_RUN_DIR=str(base / "run"),
         TORCH_API_LOG_DIR=str(base / "logs"),
         TORCH_API_ARTIFACTS=str(default_root()),

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from services.common.artifacts import default_root
-from tests.services.torch_api.conftest import _worker_port
-from tests.utils.servers import free_port, python_cmd, running
+from tests.utils.servers import free_port, python_cmd, running, torchserve_worker_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +27,7 @@ def test_inference_key_is_renewed_and_the_old_one_refused(tmp_path: Path) -> Non
         "TORCH_API_METRICS_PORT": str(free_port()),
         "TORCH_API_GRPC_INFERENCE_PORT": str(free_port()),
         "TORCH_API_GRPC_MANAGEMENT_PORT": str(free_port()),
-        "TORCH_API_WORKER_PORT": str(_worker_port()),
+        "TORCH_API_WORKER_PORT": str(torchserve_worker_port()),
         "TORCH_API_MODELS": "mlp",
         "TORCH_API_KEY_RENEW_S": "2",
         "TORCH_API_RUN_DIR": str(tmp_path / "run"),
