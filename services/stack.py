@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from services.common.artifacts import load_manifest
 from services.tf_api.settings import SettingsError, load_settings
+from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +148,7 @@ def _get(url: str, timeout: float = 3.0) -> tuple[int, dict[str, str], Any]:
 def _ready(service: str, paths: StackPaths, info: dict[str, Any]) -> bool:
     if service == "torch_api":
         log = paths.launcher_log(service)
-        return log.exists() and "torch_api: ready" in log.read_text(errors="replace")
+        return log.exists() and READY_LINE in log.read_text(errors="replace")
     if service == "tf_api":
         for model in info["models"]:
             status, headers, body = _get(f"{info['tf_rest']}/v1/models/{model}")

@@ -29,7 +29,7 @@ from services.common.artifacts import artifact_path, default_root, load_manifest
 from services.common.procs import free_port, terminate
 from services.common.specs import get_spec
 from services.torch_api.export import export_mar
-from services.torch_api.launcher import read_keys
+from services.torch_api.launcher import READY_LINE, read_keys
 from services.torch_api.settings import TorchApiSettings
 
 HERE = Path(__file__).resolve().parent
@@ -76,7 +76,7 @@ def _start(
     proc = subprocess.Popen([sys.executable, "-m", "services.torch_api", "serve"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 300
     launcher_log = work / f"{variant}-launcher.log"
-    while "torch_api: ready" not in launcher_log.read_text():
+    while READY_LINE not in launcher_log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"TorchServe ({variant}) did not start:\n{launcher_log.read_text()[-3000:]}")
         time.sleep(0.5)

@@ -30,6 +30,8 @@ from services.torch_api.settings import TorchApiSettings
 
 KEY_FILE = "key_file.json"
 _ARCHIVES = (("mar", ""), ("mar_ort", "_ort"))
+#: Printed once every model has ready workers; the stack and the tests wait for it.
+READY_LINE = "torch_api: ready"
 
 
 def _ts_home() -> Path:
@@ -206,7 +208,7 @@ def serve(settings: TorchApiSettings) -> int:
         print(f"torch_api: {exc}\n{log_tail(settings.log_dir)}", file=sys.stderr, flush=True)
         terminate(proc)
         return 1
-    print(f"torch_api: ready; inference key in {settings.run_dir / KEY_FILE}", flush=True)
+    print(f"{READY_LINE}; inference key in {settings.run_dir / KEY_FILE}", flush=True)
     code = _foreground(settings, proc)
     terminate(proc)
     return 0 if code in (0, -signal.SIGTERM, 143) else code

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common.artifacts import default_root
+from services.torch_api.launcher import READY_LINE
 from tests.utils.servers import ServerProcess, free_port, python_cmd, running, torchserve_worker_port
 
 
@@ -52,7 +53,7 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]
             proc, "127.0.0.1", ports["inference"], ports["management"], ports["metrics"], base / "run", base / "logs"
         )
         try:
-            proc.wait_ready(lambda: "torch_api: ready" in proc.log.read_text(), timeout=300)
+            proc.wait_ready(lambda: READY_LINE in proc.log.read_text(), timeout=300)
         except RuntimeError as exc:
             pytest.fail(f"{exc}\n{_logs(server.log_dir)}")
         yield server

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.common.artifacts import default_root
+from services.torch_api.launcher import READY_LINE
 from tests.utils.servers import free_port, python_cmd, running, torchserve_worker_port
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def test_inference_key_is_renewed_and_the_old_one_refused(tmp_path: Path) -> Non
     with running(
         "torchserve-keys", python_cmd("-m", "services.torch_api", "serve"), tmp_path / "launcher.log", env
     ) as proc:
-        proc.wait_ready(lambda: "torch_api: ready" in proc.log.read_text(), timeout=240)
+        proc.wait_ready(lambda: READY_LINE in proc.log.read_text(), timeout=240)
         first = _inference_key(tmp_path / "run")
         proc.wait_ready(lambda: _inference_key(tmp_path / "run") != first, timeout=30)
         second = _inference_key(tmp_path / "run")
