@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.torch_api.launcher import read_keys
 from tests.utils.servers import REPO, free_port, log_tail, torchserve_worker_port
 
 SERVICES = ("torch_api", "tf_api", "gateway")
@@ -39,7 +40,7 @@ class Stack:
         return "\n".join(f"--- {s} ---\n{log_tail(self.log_dir / s / 'launcher.log', 30)}" for s in SERVICES)
 
     def key(self) -> str:
-        return str(json.loads(Path(self.info["torch_key_file"]).read_text())["inference"]["key"])
+        return read_keys(Path(self.info["torch_key_file"]).parent)["inference"]
 
 
 def _alive(pid: int) -> bool:

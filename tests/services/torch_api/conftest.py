@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.common.artifacts import default_root
-from services.torch_api.launcher import READY_LINE
+from services.torch_api.launcher import READY_LINE, read_keys
 from tests.utils.servers import ServerProcess, free_port, python_cmd, running, torchserve_worker_port
 
 
@@ -29,8 +28,7 @@ class TorchServe:
         return f"http://{self.host}:{self.inference}"
 
     def keys(self) -> dict[str, str]:
-        data = json.loads((self.run_dir / "key_file.json").read_text())
-        return {name: entry["key"] for name, entry in data.items()}
+        return read_keys(self.run_dir)
 
     def auth(self, kind: str = "inference") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys()[kind]}"}

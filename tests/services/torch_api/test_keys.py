@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from services.common.artifacts import default_root
-from services.torch_api.launcher import READY_LINE
+from services.torch_api.launcher import READY_LINE, read_keys
 from tests.utils.servers import free_port, python_cmd, running, torchserve_worker_port
 
 pytestmark = pytest.mark.slow
 
 
 def _inference_key(run_dir: Path) -> str:
-    return str(json.loads((run_dir / "key_file.json").read_text())["inference"]["key"])
+    return read_keys(run_dir)["inference"]
 
 
 def test_inference_key_is_renewed_and_the_old_one_refused(tmp_path: Path) -> None:
