@@ -2,9 +2,10 @@
 
 Every artifact is written atomically (a temporary sibling, then ``os.replace``), so a
 crash leaves either the old artifact or the new one, never half of one. The manifest
-(``artifacts/manifest.json``) is written last and records each artifact's sha256; a
-file whose hash disagrees with the manifest is not trusted (:func:`verify`) and is
-rebuilt by the next ``make artifacts``.
+(``artifacts/manifest.json``, :mod:`contract.manifest`) is written last and records each
+artifact's sha256; a file whose hash disagrees with the manifest is not trusted
+(:func:`contract.manifest.Manifest.verify`) and is rebuilt by the next ``make artifacts``.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
 #: Version directory every SavedModel is exported under (TF Serving's layout).
 TF_VERSION = 1
 
@@ -44,7 +44,7 @@ def default_root() -> Path:
     env = os.environ.get("DUOSERVE_ARTIFACTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "artifacts"
+    return Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def artifact_path(root: Path, model: str, kind: str) -> Path:
@@ -72,14 +72,11 @@ def _update_from_file(digest: Any, path: Path) -> None:
             digest.update(block)
 
 
-def sha256_sources(paths: list[Path], extra: list[str] | None = None) -> str:
-    """A recipe key: the hash of some source files' contents plus extra strings."""
+def sha256_text(*parts: str) -> str:
+    """sha256 of some strings (a recipe key is the hash of its sources' hashes and settings)."""
     digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode() + b"\0")
-        _update_from_file(digest, path)
-    for item in extra or []:
-        digest.update(item.encode() + b"\0")
+    for part in parts:
+        digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -122,45 +119,3 @@ def write_json(path: Path, data: object) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def load_manifest(root: Path, *, missing_ok: bool = False) -> dict[str, Any]:
-    """Read ``root/manifest.json``; :class:`ArtifactError` if it is missing or unreadable."""
-    path = root / MANIFEST_NAME
-    if not path.exists():
-        if missing_ok:
-            return {"format": MANIFEST_FORMAT, "models": {}}
-        raise ArtifactError(f"{path}: missing; run `make artifacts`")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        if missing_ok:
-            return {"format": MANIFEST_FORMAT, "models": {}}
-        raise ArtifactError(f"{path}: unreadable ({exc}); run `make artifacts`") from exc
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("models"), dict):
-        if missing_ok:
-            return {"format": MANIFEST_FORMAT, "models": {}}
-        raise ArtifactError(f"{path}: not a format-{MANIFEST_FORMAT} manifest; run `make artifacts`")
-    return data
-
-
-def verify(root: Path, model: str, kind: str, manifest: dict[str, Any] | None = None) -> Path:
-    """Return the path of a trusted artifact, or raise :class:`ArtifactError` naming the file.
-
-    Trusted means: listed in the manifest, present, and its sha256 equals the manifest's.
-    """
-    manifest = manifest if manifest is not None else load_manifest(root)
-    path = artifact_path(root, model, kind)
-    try:
-        expected = manifest["models"][model]["artifacts"][kind]["sha256"]
-    except (KeyError, TypeError):
-        raise ArtifactError(f"{path}: not listed in {root / MANIFEST_NAME}; run `make artifacts`") from None
-    if not path.exists():
-        raise ArtifactError(f"{path}: missing; run `make artifacts`")
-    actual = sha256_path(path)
-    if actual != expected:
-        raise ArtifactError(
-            f"{path}: sha256 {actual[:12]}… disagrees with the manifest's {expected[:12]}…; "
-            "the file is corrupt or stale; run `make artifacts`"
-        )
-    return path
