@@ -26,29 +26,30 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 artifacts: $(STAMP)  ## build weights, TorchScript, ONNX, .mar and SavedModels (only what is stale)
-	$(PY) -m services.build
+	$(PY) -m stack.build
 
 test: artifacts  ## set up, build artifacts, run the whole test suite
 	$(PY) -m pytest
 
-lint: $(STAMP)  ## ruff and mypy on the source
+lint: $(STAMP)  ## ruff, mypy, and the layering contracts (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # `make run`: the stack comes down again whatever happens (failure, Ctrl-C).
 RUN_ARGS ?=
 run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
-	@trap '$(PY) -m services.stack down' EXIT; trap 'exit 130' INT TERM; \
-	$(PY) -m services.stack up && \
+	@trap '$(PY) -m stack down' EXIT; trap 'exit 130' INT TERM; \
+	$(PY) -m stack up && \
 	$(PY) -m loadtests run --profile default --out reports $(RUN_ARGS)
 
 up: artifacts  ## start torch_api, tf_api and the gateway in the background; returns when all are ready
-	$(PY) -m services.stack up
+	$(PY) -m stack up
 
 down:  ## stop everything `make up` started
-	$(PY) -m services.stack down
+	$(PY) -m stack down
 
 clean:  ## stop the stack; remove generated artifacts, reports, logs and run state (keeps .venv)
-	-test -x $(PY) && $(PY) -m services.stack down
+	-test -x $(PY) && $(PY) -m stack down
 	rm -rf artifacts reports logs .run

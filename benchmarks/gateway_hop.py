@@ -1,4 +1,4 @@
-"""Gateway overhead in front of the real TorchServe: ``python -m gateway.bench_stack``.
+"""Gateway overhead in front of the real TorchServe: ``python -m benchmarks.gateway_hop``.
 
 Needs a running stack (``make up``; reads ``$STACK_RUN_DIR/stack.json``). For one model
 (default ``mlp``, one instance per request) it drives, with ``wrk``, TorchServe directly
@@ -10,23 +10,14 @@ min/median/max over the repeats and the ratios of the medians. Not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from services.common import wrk
-from services.common.artifacts import default_root, load_manifest
-
-
-def _body(model: str) -> bytes:
-    spec = load_manifest(default_root())["models"][model]["input"]
-    low, high = spec["value_range"]
-    x = np.random.default_rng(0).uniform(low, high, size=(1, *spec["shape"][1:])).astype(np.float32)
-    return json.dumps({"instances": x.tolist()}).encode()
+from contract.keys import read_key
+from contract.stackinfo import StackInfo
+from loadtests import payload, wrk
 
 
 def _cell(values: list[float]) -> str:
@@ -35,19 +26,19 @@ def _cell(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the interleaved measurements and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.bench_stack", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway_hop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stack", type=Path, default=Path(os.environ.get("STACK_RUN_DIR", ".run")) / "stack.json")
     args = parser.parse_args(argv)
-    info = json.loads(args.stack.read_text())
-    key = json.loads(Path(info["torch_key_file"]).read_text())["inference"]["key"]
-    body = _body(args.model)
+    info = StackInfo.read(args.stack)
+    key = read_key(info.torch_key_file)
+    body = payload.body(payload.load_model(args.model, info.artifacts), 1, seed=0)
     targets = {
-        "TorchServe direct": (f"{info['torch']}/predictions/{args.model}", {"Authorization": f"Bearer {key}"}),
-        "gateway -> TorchServe": (f"{info['gateway']}/v1/models/{args.model}/predict", {"X-Backend": "torch"}),
+        "TorchServe direct": (f"{info.torch}/predictions/{args.model}", {"Authorization": f"Bearer {key}"}),
+        "gateway -> TorchServe": (f"{info.gateway}/v1/models/{args.model}/predict", {"X-Backend": "torch"}),
     }
     results: dict[tuple[str, int], list[wrk.WrkResult]] = {}
     for url, headers in targets.values():

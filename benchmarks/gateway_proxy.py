@@ -1,6 +1,6 @@
 """Benchmark the proxy alone: a trivial local backend, direct and through the gateway per HTTP client.
 
-``python -m gateway.bench [--duration 5] [--repeats 3] [--clients aiohttp httpx]``
+``python -m benchmarks.gateway_proxy [--duration 5] [--repeats 3] [--clients h1 aiohttp httpx]``
 
 Starts an echo backend (aiohttp on uvloop, a fixed TorchServe-shaped answer) and, per
 HTTP client, the real gateway (``python -m gateway``) in front of it, all on 127.0.0.1;
@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common import wrk as common_wrk
-from services.common.procs import free_port as _free_port
-from services.common.procs import terminate
+from contract import latency
+from contract.manifest import Manifest
+from loadtests import wrk as common_wrk
+from services.process import Process, free_port, http_probe
+from stack.builtins import BUILTINS
 
 BODY = json.dumps({"instances": [[0.1] * 10]})
 ANSWER = json.dumps({"predictions": [[0.5]]}).encode()
@@ -61,7 +62,7 @@ class Run:
 
 
 def wrk(url: str, connections: int, duration: float) -> Run:
-    """One wrk run through ``services.common.wrk``; any error fails the benchmark."""
+    """One wrk run through :mod:`loadtests.wrk`; any error fails the benchmark."""
     result = common_wrk.run(url, BODY.encode(), connections=connections, duration_s=duration)
     if result.non_2xx or result.socket_errors:
         raise RuntimeError(
@@ -73,9 +74,8 @@ def wrk(url: str, connections: int, duration: float) -> Run:
 def python_load(url: str, connections: int, duration: float) -> Run:
     """A bounded closed-loop load: ``connections`` workers for ``duration`` seconds."""
     import aiohttp
-    from hdrh.histogram import HdrHistogram
 
-    hist = HdrHistogram(1, 60_000_000, 3)
+    hist = latency.new_histogram()
 
     async def main() -> float:
         deadline = time.perf_counter() + duration
@@ -89,7 +89,7 @@ def python_load(url: str, connections: int, duration: float) -> Run:
                         await r.read()
                         if r.status != 200:
                             raise RuntimeError(f"{url} answered {r.status}")
-                    hist.record_value(max(1, round((time.perf_counter() - start) * 1e6)))
+                    latency.record(hist, time.perf_counter() - start)
 
             began = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(connections)))
@@ -97,42 +97,23 @@ def python_load(url: str, connections: int, duration: float) -> Run:
 
     elapsed = asyncio.run(main())
     return Run(
-        hist.get_value_at_percentile(50) / 1000,
-        hist.get_value_at_percentile(99) / 1000,
+        latency.percentile_ms(hist, 50) or 0.0,
+        latency.percentile_ms(hist, 99) or 0.0,
         hist.get_total_count() / elapsed,
     )
 
 
 @contextlib.contextmanager
-def _process(cmd: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    import urllib.request
-
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{cmd} not ready within 30 s") from None
-                time.sleep(0.1)
+def _process(name: str, args: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+    with Process.python(name, args, log, env=env) as proc:
+        proc.wait_ready(http_probe(ready_url), timeout_s=30)
         yield
-    finally:
-        terminate(proc, 10)
 
 
 def _manifest(directory: Path) -> Path:
+    """A manifest holding only ``mlp``'s contract (the echo backend answers like it)."""
     path = directory / "manifest.json"
-    model = {
-        "input": {"name": "x", "dtype": "float32", "shape": [None, 10], "value_range": [-3, 3]},
-        "output": {"name": "probabilities", "dtype": "float32", "shape": [None, 1]},
-        "max_batch": 1024,
-    }
-    path.write_text(json.dumps({"format": 1, "models": {"mlp": model}}))
+    Manifest(models={"mlp": BUILTINS["mlp"]}).write(path)
     return path
 
 
@@ -153,7 +134,7 @@ def _environment() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway_proxy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", nargs="+", default=["h1", "aiohttp", "httpx"], choices=["h1", "aiohttp", "httpx"])
@@ -166,17 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     load = wrk if args.loadgen == "wrk" else python_load
     load_before = _loadavg()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))}
+    env = dict(os.environ)
     rows: list[tuple[str, list[Run], list[Run]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        echo_port = _free_port()
+        logs = Path(tmp)
+        echo_port = free_port()
         echo_url = f"http://127.0.0.1:{echo_port}"
-        with _process([sys.executable, "-m", "gateway.bench", "--echo", str(echo_port)], env, echo_url + "/ping"):
+        echo = ["-m", "benchmarks.gateway_proxy", "--echo", str(echo_port)]
+        with _process("echo backend", echo, env, echo_url + "/ping", logs / "echo.log"):
             targets: list[tuple[str, str, dict[str, str] | None]] = [
                 ("backend direct", echo_url + "/predictions/mlp", None)
             ]
             for client in args.clients:
-                port = _free_port()
+                port = free_port()
                 gw_env = {
                     **env,
                     "GATEWAY_PORT": str(port),
@@ -189,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append((f"gateway ({client})", f"http://127.0.0.1:{port}/v1/models/mlp/predict", gw_env))
             for name, url, target_env in targets:
                 print(f"measuring {name} ...", file=sys.stderr, flush=True)
+                ready = url.split("/v1/")[0] + "/health/live"
                 with (
-                    _process([sys.executable, "-m", "gateway"], target_env, url.split("/v1/")[0] + "/health/live")
+                    _process(name, ["-m", "gateway"], target_env, ready, logs / f"{len(rows)}.log")
                     if target_env
                     else contextlib.nullcontext()
                 ):

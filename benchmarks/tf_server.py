@@ -1,6 +1,6 @@
 """Benchmark of the compatible TF server (not a test): REST vs gRPC, batching on vs off, same run.
 
-``python -m services.tf_api.bench [--models mlp digits resnet] [--repeats 3] [--seconds 3]``
+``python -m benchmarks.tf_server [--models mlp digits resnet] [--repeats 3] [--seconds 3]``
 
 For each batching mode a fresh server is started (``python -m services.tf_api serve``,
 free loopback ports); for each model, batch 1, each repeat measures:
@@ -25,9 +25,7 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,11 +39,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from services.common import wrk as common_wrk
-from services.common.procs import free_port
-from services.common.specs import get_spec
+from contract import latency
+from loadtests import payload
+from loadtests import wrk as common_wrk
+from services.process import Process, free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 MAX_SEQUENTIAL = 2000
 Figures = dict[str, float]
@@ -57,30 +56,24 @@ def server(batching: bool, log: Path) -> Iterator[tuple[int, int]]:
     rest, grpc_port = free_port(HOST), free_port(HOST)
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
         "TF_API_SERVER": "compat",
         "TF_API_REST_PORT": str(rest),
         "TF_API_GRPC_PORT": str(grpc_port),
         "TF_API_ENABLE_BATCHING": str(batching).lower(),
         "TF_API_LOG_DIR": str(log.parent),
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services.tf_api", "serve"], env=env, stdout=out, stderr=out)
-        try:
-            deadline = time.monotonic() + 180
-            while b"tf_api: started" not in log.read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start; see {log}")
-                time.sleep(0.5)
-            yield rest, grpc_port
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    with Process.python("tf_api", ["-m", "services.tf_api", "serve"], log, env=env) as proc:
+        proc.wait_ready(line="tf_api: started", timeout_s=180)
+        yield rest, grpc_port
 
 
 def _percentiles(latencies: list[float]) -> Figures:
-    ms = np.asarray(latencies) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "n": float(len(ms))}
+    found = latency.percentiles_ms(latencies, (50, 99))
+    return {
+        "p50_ms": found["p50_ms"] or float("nan"),
+        "p99_ms": found["p99_ms"] or float("nan"),
+        "n": float(len(latencies)),
+    }
 
 
 def _sequential(call: Callable[[], None], seconds: float) -> Figures:
@@ -159,7 +152,7 @@ def grpc_concurrent(port: int, model: str, x: np.ndarray, connections: int, seco
 
 
 def wrk(port: int, model: str, body_file: Path, connections: int, seconds: float) -> Figures:
-    """wrk's throughput and p50/p99 (REST), through ``services.common.wrk``."""
+    """wrk's throughput and p50/p99 (REST), through :mod:`loadtests.wrk`."""
     try:
         result = common_wrk.run(
             f"http://{HOST}:{port}/v1/models/{model}:predict",
@@ -183,10 +176,9 @@ def wrk(port: int, model: str, body_file: Path, connections: int, seconds: float
 
 def measure(model: str, rest: int, grpc_port: int, seconds: float, work: Path) -> dict[str, Figures]:
     """One repeat of every probe for ``model`` at batch 1."""
-    spec = get_spec(model)
-    low, high = spec.value_range
-    x = np.random.default_rng(0).uniform(low, high, size=(1, *spec.input_shape)).astype(np.float32)
-    body = json.dumps({"instances": x.tolist()}).encode()
+    entry = payload.load_model(model)
+    x = payload.instances(entry, 1, seed=0)[entry.input_names[0]].astype(np.float32)
+    body = payload.body(entry, 1, seed=0)
     body_file = work / f"{model}.json"
     body_file.write_bytes(body)
     results = {
@@ -228,7 +220,7 @@ def table(runs: dict[str, dict[str, list[dict[str, Figures]]]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    parser = argparse.ArgumentParser(prog="python -m services.tf_api.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tf_server", description=__doc__)
     parser.add_argument("--models", nargs="+", default=["mlp", "digits", "resnet"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)

@@ -1,11 +1,11 @@
 """Benchmark TorchServe: TorchServe's default configuration against the tuned one we ship.
 
-``python -m services.torch_api.bench [--models mlp,digits] [--duration 8] [--repeats 3]``
+``python -m benchmarks.torchserve [--models mlp,digits] [--duration 8] [--repeats 3]``
 
 Both variants serve the same handler and TorchScript files, one after the other in the
 same run: *default* has TorchServe's stock settings (workers = cores, no batching,
 default netty threads, the worker decodes JSON); *tuned* is ``config.properties`` and
-``model-config.yaml`` as shipped. Load comes from wrk (``services.common.wrk``), one
+``model-config.yaml`` as shipped. Load comes from wrk (:mod:`loadtests.wrk`), one
 instance per request, at 1, 16 and 64 connections. Prints a Markdown table of
 min/median/max over the repeats and writes the raw figures as JSON.
 """
@@ -13,26 +13,24 @@ min/median/max over the repeats and writes the raw figures as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from services.common import wrk
-from services.common.artifacts import artifact_path, default_root, load_manifest, sha256_path, write_json
-from services.common.procs import free_port, terminate
-from services.common.specs import get_spec
+from contract.artifacts import artifact_path, default_root, sha256_path, write_json
+from contract.keys import KEY_FILE, read_key
+from contract.manifest import ArtifactRecord, Manifest, read_manifest
+from loadtests import payload, wrk
+from services.process import Process, free_port
 from services.torch_api.export import export_mar
-from services.torch_api.launcher import READY_LINE, read_keys
+from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "services" / "torch_api"
 #: Lines of config.properties that are our tuning, removed for the default variant.
 TUNING_KEYS = ("number_of_netty_threads", "netty_client_threads", "decode_input_request")
 
@@ -40,16 +38,16 @@ TUNING_KEYS = ("number_of_netty_threads", "netty_client_threads", "decode_input_
 def _prepare_root(work: Path, variant: str, models: list[str]) -> tuple[Path, Path]:
     """An artifacts root holding only this variant's archives, and its config template."""
     source = default_root()
-    manifest = load_manifest(source)
+    manifest = read_manifest(source)
     root = work / variant
-    entries: dict[str, Any] = {}
+    variant_manifest = Manifest()
     for model in models:
-        export_mar(source, model, ort=False, config={} if variant == "default" else None, out_root=root)
+        entry = manifest.model(model)
+        export_mar(source, entry, ort=False, config={} if variant == "default" else None, out_root=root)
         path = artifact_path(root, model, "mar")
-        entry = json.loads(json.dumps(manifest["models"][model]))
-        entry["artifacts"] = {"mar": {"path": "model-store/" + path.name, "sha256": sha256_path(path)}}
-        entries[model] = entry
-    write_json(root / "manifest.json", {"format": 1, "models": entries})
+        record = ArtifactRecord(path=path.relative_to(root).as_posix(), sha256=sha256_path(path), recipe=variant)
+        variant_manifest.models[model] = entry.model_copy(update={"artifacts": {"mar": record}})
+    variant_manifest.write(root / "manifest.json")
     template = HERE / "config.properties"
     if variant == "default":
         lines = [line for line in template.read_text().splitlines() if line.split("=", 1)[0].strip() not in TUNING_KEYS]
@@ -58,9 +56,7 @@ def _prepare_root(work: Path, variant: str, models: list[str]) -> tuple[Path, Pa
     return root, template
 
 
-def _start(
-    work: Path, variant: str, root: Path, template: Path, models: list[str]
-) -> tuple[subprocess.Popen[bytes], TorchApiSettings]:
+def _start(work: Path, variant: str, root: Path, template: Path, models: list[str]) -> tuple[Process, TorchApiSettings]:
     env = dict(os.environ)
     ports = {k: free_port() for k in ("INFERENCE", "MANAGEMENT", "METRICS", "GRPC_INFERENCE", "GRPC_MANAGEMENT")}
     env.update({f"TORCH_API_{k}_PORT": str(v) for k, v in ports.items()})
@@ -72,14 +68,10 @@ def _start(
         TORCH_API_CONFIG_TEMPLATE=str(template),
         TORCH_API_WORKER_PORT=str(31000 + (100 if variant == "tuned" else 0)),
     )
-    log = (work / f"{variant}-launcher.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "services.torch_api", "serve"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 300
-    launcher_log = work / f"{variant}-launcher.log"
-    while READY_LINE not in launcher_log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"TorchServe ({variant}) did not start:\n{launcher_log.read_text()[-3000:]}")
-        time.sleep(0.5)
+    proc = Process.python(
+        f"TorchServe ({variant})", ["-m", "services.torch_api", "serve"], work / f"{variant}.log", env=env
+    )
+    proc.wait_ready(line=READY_LINE, timeout_s=300)
     settings = TorchApiSettings.model_validate(
         {"inference_port": ports["INFERENCE"], "run_dir": work / f"{variant}-run", "artifacts": root}
     )
@@ -89,15 +81,10 @@ def _start(
 def _measure(
     variant: str, settings: TorchApiSettings, models: list[str], connections: list[int], duration: float, repeats: int
 ) -> list[dict[str, Any]]:
-    import numpy as np
-
-    headers = {"Authorization": f"Bearer {read_keys(settings.run_dir)['inference']}"}
+    headers = {"Authorization": f"Bearer {read_key(settings.run_dir / KEY_FILE)}"}
     results: list[dict[str, Any]] = []
     for model in models:
-        spec = get_spec(model)
-        low, high = spec.value_range
-        x = np.random.default_rng(0).uniform(low, high, size=(1, *spec.input_shape)).astype(np.float32)
-        body = json.dumps({"instances": x.tolist()}).encode()
+        body = payload.body(payload.load_model(model), 1, seed=0)
         url = f"http://127.0.0.1:{settings.inference_port}/predictions/{model}"
         wrk.run(url, body, connections=4, duration_s=2, headers=headers)  # warm-up, not recorded
         for conns in connections:
@@ -134,10 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in ("default", "tuned"):
             root, template = _prepare_root(work, variant, models)
             proc, settings = _start(work, variant, root, template, models)
-            try:
+            with proc:
                 results += _measure(variant, settings, models, connections, args.duration, args.repeats)
-            finally:
-                terminate(proc, 60)
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
     write_json(args.out, {"environment": env, "results": results})
     print("\n| model | connections | variant | req/s min / median / max | p50 ms | p99 ms |")

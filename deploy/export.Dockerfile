@@ -1,5 +1,5 @@
 # The export job: builds artifacts/ (weights, TorchScript, ONNX, .mar, SavedModels,
-# manifest.json) with `python -m services.build --root /artifacts` and exits.
+# manifest.json) with `python -m stack.build --root /artifacts` and exits.
 # Build context: the repository root. CPU is enough: the export takes about a minute.
 FROM python:3.11.13-slim-bookworm
 
@@ -19,16 +19,19 @@ RUN grep -v '^# Editable' /tmp/req/requirements.lock > /tmp/req/constraints.txt 
     && pip install -c /tmp/req/constraints.txt \
         tensorflow==2.21.0 keras==3.15.1 onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 \
         torch-model-archiver==0.12.0 scikit-learn==1.9.1 pyyaml==6.0.4 numpy==2.4.6 \
+        pydantic==2.14.4 pydantic-settings==2.16.3 \
     && rm -rf /tmp/req \
     && useradd --uid 10002 --user-group --create-home --shell /usr/sbin/nologin export \
     && mkdir -p /artifacts/tf \
     && chown -R export:export /artifacts
 
+COPY contract/ /app/contract/
 COPY services/ /app/services/
+COPY stack/ /app/stack/
 
 USER export
 # Fresh named volumes mounted at /artifacts and /artifacts/tf take this ownership.
 VOLUME ["/artifacts", "/artifacts/tf"]
 # One-shot job: nothing to probe; compose waits for it with service_completed_successfully.
 HEALTHCHECK NONE
-ENTRYPOINT ["python", "-m", "services.build", "--root", "/artifacts"]
+ENTRYPOINT ["python", "-m", "stack.build", "--root", "/artifacts"]

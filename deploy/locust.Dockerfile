@@ -5,10 +5,10 @@ FROM locustio/locust:2.47.0
 USER root
 COPY requirements.lock /tmp/req/requirements.lock
 RUN grep -v '^# Editable' /tmp/req/requirements.lock > /tmp/req/constraints.txt \
-    && pip install --no-cache-dir -c /tmp/req/constraints.txt numpy==2.4.6 \
+    && pip install --no-cache-dir -c /tmp/req/constraints.txt numpy==2.4.6 pydantic==2.14.4 hdrhistogram==0.10.8 \
     && rm -rf /tmp/req
-COPY services/__init__.py /app/services/__init__.py
-COPY services/common/ /app/services/common/
+# The locustfile needs the contract (manifest, payloads, answer checks) and nothing else of the project.
+COPY contract/ /app/contract/
 COPY loadtests/ /app/loadtests/
 ENV PYTHONPATH=/app \
     DUOSERVE_ARTIFACTS=/artifacts

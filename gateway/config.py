@@ -7,25 +7,21 @@ against each other here and against the manifest's models in :func:`check_agains
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
-import pydantic_settings
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.artifacts import MANIFEST_NAME, default_root
+from contract.artifacts import MANIFEST_NAME, default_root
+from contract.settings import SettingsError, load
+
+__all__ = ["ENV_PREFIX", "PolicyConfig", "Settings", "SettingsError", "env_name", "load_settings"]
 
 ENV_PREFIX = "GATEWAY_"
 BackendName = Literal["torch", "torch_ort", "tf"]
 BACKEND_NAMES: tuple[BackendName, ...] = ("torch", "torch_ort", "tf")
-
-
-class SettingsError(ValueError):
-    """A setting is wrong; the message starts with the environment variable's name."""
 
 
 def env_name(field: str) -> str:
@@ -161,28 +157,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (and ``overrides``); :class:`SettingsError` names the variable."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
-    except pydantic_settings.SettingsError as exc:  # a complex (JSON) value that does not parse
-        found = re.search(r'field "(\w+)"', str(exc))
-        name = env_name(found.group(1)) if found else "a GATEWAY_* variable"
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        raise SettingsError(f"invalid gateway settings: {name}: not valid JSON{cause}") from None
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if loc:
-            where = env_name(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
-            lines.append(f"{where}: {msg}")
-        else:
-            lines.append(msg)  # model-level validators already name the variable
-    return "invalid gateway settings: " + "; ".join(lines)
+    return load(Settings, **overrides)
 
 
 def check_against_models(settings: Settings, models: Iterable[str]) -> None:
@@ -193,8 +168,3 @@ def check_against_models(settings: Settings, models: Iterable[str]) -> None:
         unknown = sorted(set(named) - known)
         if unknown:
             raise SettingsError(f"{env_name(field)}: unknown model(s) {unknown}; the manifest has {sorted(known)}")
-
-
-def dumps_policies(policies: dict[str, PolicyConfig]) -> str:
-    """The JSON a ``GATEWAY_POLICIES`` value holds (for docs and tests)."""
-    return json.dumps({m: p.model_dump(exclude_none=True) for m, p in policies.items()})

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from contract.manifest import ModelEntry
+from contract.tensors import OutputError, read_outputs
+
 from .backends import BackendClient, CircuitBreaker, Guard, Readiness
 from .compare import agreement, max_abs_diff
 from .config import PolicyConfig, Settings
@@ -28,7 +31,6 @@ from .errors import (
     UnknownModelError,
 )
 from .metrics import Metrics
-from .models import ModelInfo
 from .payload import Payload
 from .policies import Policy, make_policy
 from .shadow import ShadowRunner
@@ -37,29 +39,21 @@ from .stats import Stats
 
 @dataclass(frozen=True)
 class Answer:
-    """One backend's checked answer."""
+    """One backend's checked answer: its JSON as the caller gets it, and the outputs as arrays."""
 
     backend: str
-    predictions: list[Any]
-    array: np.ndarray
+    answer: dict[str, Any]
+    outputs: dict[str, np.ndarray]
     latency_s: float
     server: str
 
 
-def check_predictions(predictions: list[Any], model: ModelInfo, rows: int, backend: str) -> np.ndarray:
-    """The predictions as ``[rows, *output_shape]`` float64, or 502 saying what was wrong."""
+def check_answer(answer: dict[str, Any], model: ModelEntry, rows: int, backend: str) -> dict[str, np.ndarray]:
+    """The outputs of a backend's answer, checked against the model's contract, or 502 saying what was wrong."""
     try:
-        array = np.asarray(predictions, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise BadBackendResponseError(
-            f"backend {backend} answered predictions that are not a numeric tensor", backend
-        ) from None
-    want = (rows, *model.output_shape)
-    if array.shape != want and not (model.output_shape == (1,) and array.shape == (rows,)):
-        raise BadBackendResponseError(
-            f"backend {backend} answered predictions of shape {list(array.shape)}; expected {list(want)}", backend
-        )
-    return array.reshape(want)
+        return read_outputs(answer, model, rows)
+    except OutputError as exc:
+        raise BadBackendResponseError(f"backend {backend} answered badly: {exc}", backend) from None
 
 
 def _in_flight(guard: Guard) -> Callable[[], float]:
@@ -76,7 +70,7 @@ class DataPlane:
     def __init__(
         self,
         settings: Settings,
-        models: dict[str, ModelInfo],
+        models: dict[str, ModelEntry],
         clients: dict[str, BackendClient],
         *,
         rng: random.Random | None = None,
@@ -112,7 +106,7 @@ class DataPlane:
 
     # -- lookups ----------------------------------------------------------------------
 
-    def model(self, name: str) -> ModelInfo:
+    def model(self, name: str) -> ModelEntry:
         info = self.models.get(name)
         if info is None:
             raise UnknownModelError(f"unknown model {name[:64]!r}; served models: {', '.join(sorted(self.models))}")
@@ -131,13 +125,13 @@ class DataPlane:
 
     # -- calls ------------------------------------------------------------------------
 
-    async def call(self, model: ModelInfo, backend: str, payload: Payload) -> Answer:
+    async def call(self, model: ModelEntry, backend: str, payload: Payload) -> Answer:
         """One guarded backend call, checked and recorded."""
         client = self.clients[backend]
         start = time.perf_counter()
         try:
-            result = await self.guards[backend].run(lambda: client.predict(model.name, payload))
-            array = check_predictions(result.predictions, model, payload.rows, backend)
+            result = await self.guards[backend].run(lambda: client.predict(model, payload))
+            outputs = check_answer(result.answer, model, payload.rows, backend)
         except BackendError as exc:
             elapsed = time.perf_counter() - start
             self.stats.record_error(model.name, backend, exc.kind)
@@ -147,9 +141,9 @@ class DataPlane:
         self.stats.record(model.name, backend, result.latency_s, result.server)
         self.metrics.observe_backend(model.name, backend, "ok", result.latency_s)
         self.policies[model.name].observe(backend, result.latency_s, ok=True)
-        return Answer(backend, result.predictions, array, result.latency_s, result.server)
+        return Answer(backend, result.answer, outputs, result.latency_s, result.server)
 
-    async def predict(self, model: ModelInfo, payload: Payload, requested: str | None) -> Answer:
+    async def predict(self, model: ModelEntry, payload: Payload, requested: str | None) -> Answer:
         """Route by policy (or the caller's backend); fail over only past failures before an answer."""
         error: BackendUnavailableError | None = None
         for backend in self.candidates(model.name, requested):
@@ -163,7 +157,7 @@ class DataPlane:
         assert error is not None
         raise error
 
-    def _maybe_shadow(self, model: ModelInfo, payload: Payload, answer: Answer) -> None:
+    def _maybe_shadow(self, model: ModelEntry, payload: Payload, answer: Answer) -> None:
         shadow = self.configs[model.name].shadow
         if shadow is None or shadow.backend == answer.backend or self.rng.random() >= shadow.share:
             return
@@ -171,13 +165,13 @@ class DataPlane:
 
         async def job() -> None:
             try:
-                result = await self.guards[target].run(lambda: self.clients[target].predict(model.name, payload))
-                array = check_predictions(result.predictions, model, payload.rows, target)
+                result = await self.guards[target].run(lambda: self.clients[target].predict(model, payload))
+                outputs = check_answer(result.answer, model, payload.rows, target)
             except BackendError as exc:
                 self.stats.record_shadow(model.name, answer.backend, target, None, None, exc.kind)
                 self.metrics.shadow_requests.labels(model.name, target, exc.kind).inc()
                 return
-            diff = max_abs_diff(answer.array, array)
+            diff = max_abs_diff(answer.outputs, outputs)
             self.stats.record_shadow(model.name, answer.backend, target, result.latency_s, diff, None)
             self.metrics.shadow_requests.labels(model.name, target, "ok").inc()
             self.metrics.shadow_diff.labels(model.name, answer.backend, target).observe(diff)
@@ -185,22 +179,22 @@ class DataPlane:
         if not self.shadow.submit(job):
             self.metrics.shadow_requests.labels(model.name, target, "dropped").inc()
 
-    async def compare(self, model: ModelInfo, payload: Payload) -> dict[str, Any]:
+    async def compare(self, model: ModelEntry, payload: Payload) -> dict[str, Any]:
         """Every serving backend, concurrently; each one's answer or error, and their agreement."""
         backends = self.serving[model.name]
         outcomes = await asyncio.gather(*(self.call(model, b, payload) for b in backends), return_exceptions=True)
         results: list[dict[str, Any]] = []
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, dict[str, np.ndarray]] = {}
         errors: list[GatewayError] = []
         for backend, outcome in zip(backends, outcomes, strict=True):
             if isinstance(outcome, Answer):
-                arrays[backend] = outcome.array
+                arrays[backend] = outcome.outputs
                 results.append(
                     {
                         "backend": backend,
                         "server": outcome.server,
                         "latency_ms": round(outcome.latency_s * 1000, 3),
-                        "predictions": outcome.predictions,
+                        **outcome.answer,
                     }
                 )
             elif isinstance(outcome, GatewayError):

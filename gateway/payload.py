@@ -1,8 +1,9 @@
 """Read a request body within the size limit, check it against the model, and prepare what is forwarded.
 
 Instances are never parsed field by field by pydantic: the body is read raw, parsed once
-with ``json``, checked with numpy (:mod:`services.common.validation`), and forwarded as
-the original bytes when it holds nothing but ``instances``.
+with ``json``, checked with numpy against the model's contract (:mod:`contract.tensors`),
+and forwarded as the original bytes when it holds nothing but the tensors
+(``instances`` or ``inputs``), so every backend gets the bytes the caller sent.
 """
 
 from __future__ import annotations
@@ -10,28 +11,28 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from starlette.requests import Request
 
-from services.common.validation import InputError, get_instances, parse_json, to_array
+from contract.manifest import ModelEntry
+from contract.tensors import Format, InputError, parse_json, read_request
 
 from .errors import BodyTimeoutError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
-from .models import ModelInfo
+
+#: Members of a body that are tensors (forwarded); anything else is for the gateway.
+TENSOR_KEYS = ("instances", "inputs")
 
 
 @dataclass(frozen=True)
 class Payload:
     """A checked request: what to send to a backend and what the gateway learnt from it."""
 
-    body: bytes  # ``{"instances": [...]}``, as the backends take it
-    array: np.ndarray  # float32 ``[N, *input_shape]``
+    body: bytes  # the tensors as JSON (``instances`` or ``inputs``), as the backends take them
+    arrays: dict[str, np.ndarray]  # one per input, in the contract's dtype
+    rows: int
+    format: Format
     backend: str | None  # the body's ``backend`` member, if any
-
-    @property
-    def rows(self) -> int:
-        return int(self.array.shape[0])
 
 
 def check_content_type(request: Request) -> None:
@@ -68,28 +69,18 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     return b"".join(chunks)
 
 
-def _input_error(exc: InputError) -> InvalidInputError | PayloadTooLargeError:
-    if exc.status == 413:
-        return PayloadTooLargeError(exc.message)
-    return InvalidInputError(exc.message)
-
-
-def check_payload(raw: bytes, model: ModelInfo) -> Payload:
+def check_payload(raw: bytes, model: ModelEntry) -> Payload:
     """Parse and check ``raw`` against ``model`` (422 naming the expected shape and the bad instance)."""
     try:
-        body: Any = parse_json(raw)
-        instances = get_instances(body, model.name, model.input_shape, model.max_batch)
-        array = to_array(
-            instances,
-            model.name,
-            model.input_shape,
-            model.max_batch,
-            may_hold_bools=b"true" in raw or b"false" in raw,
-        )
+        request = read_request(parse_json(raw), model, may_hold_bools=b"true" in raw or b"false" in raw)
     except InputError as exc:
-        raise _input_error(exc) from None
+        if exc.status == 413:
+            raise PayloadTooLargeError(exc.message) from None
+        raise InvalidInputError(exc.message) from None
+    body = request.body
     backend = body.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise InvalidInputError(f'"backend" must be a string, got {json.dumps(backend)[:40]}')
-    forward = raw if len(body) == 1 else json.dumps({"instances": instances}, separators=(",", ":")).encode()
-    return Payload(body=forward, array=array, backend=backend)
+    tensors = {k: body[k] for k in TENSOR_KEYS if k in body}
+    forward = raw if len(tensors) == len(body) else json.dumps(tensors, separators=(",", ":")).encode()
+    return Payload(body=forward, arrays=request.arrays, rows=request.rows, format=request.format, backend=backend)

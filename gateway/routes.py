@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from contract.manifest import ModelEntry
+
 from .dataplane import Answer, DataPlane
 from .errors import GatewayError, UnknownBackendError
 from .metrics import CONTENT_TYPE_LATEST
-from .models import ModelInfo
 from .payload import Payload, check_content_type, check_payload, read_body
 from .schemas import ERRORS, CompareRequest, CompareResponse, PredictRequest, PredictResponse, json_body
 
@@ -32,7 +33,7 @@ def _plane(request: Request) -> DataPlane:
     return plane
 
 
-async def _read(request: Request, plane: DataPlane, model: str) -> tuple[ModelInfo, Payload]:
+async def _read(request: Request, plane: DataPlane, model: str) -> tuple[ModelEntry, Payload]:
     info = plane.model(model)
     check_content_type(request)
     raw = await read_body(request, plane.settings.max_body_bytes, plane.settings.body_timeout_s)
@@ -47,7 +48,7 @@ def _requested(payload: Payload, header: str | None) -> str | None:
 
 def _answer(model: str, answer: Answer, started: float) -> Response:
     body = json.dumps(
-        {"model": model, "backend": answer.backend, "server": answer.server, "predictions": answer.predictions},
+        {"model": model, "backend": answer.backend, "server": answer.server, **answer.answer},
         separators=(",", ":"),
     )
     backend_ms = answer.latency_s * 1000

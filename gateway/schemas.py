@@ -12,23 +12,32 @@ from pydantic import BaseModel, Field
 
 from .config import BackendName
 
+_INSTANCES = "row format: instances, each of the model's input shape (objects keyed by input name for several)"
+_INPUTS = "columnar format: the inputs with the batch axis first (an object keyed by input name for several)"
+
 
 class PredictRequest(BaseModel):
-    """Row format, as TF Serving and the TorchServe handler take it."""
+    """TF Serving's row or columnar format, as TF Serving and the TorchServe handler take it: send one of the two."""
 
-    instances: list[Any] = Field(min_length=1, description="instances, each of the model's input shape")
+    instances: list[Any] | None = Field(default=None, min_length=1, description=_INSTANCES)
+    inputs: dict[str, Any] | list[Any] | None = Field(default=None, description=_INPUTS)
     backend: BackendName | None = Field(default=None, description="override the model's routing policy")
 
 
 class CompareRequest(BaseModel):
-    instances: list[Any] = Field(min_length=1, description="instances, each of the model's input shape")
+    instances: list[Any] | None = Field(default=None, min_length=1, description=_INSTANCES)
+    inputs: dict[str, Any] | list[Any] | None = Field(default=None, description=_INPUTS)
+
+
+_SERVER = "which server answered: torchserve, duoserve-compat (TF) or tensorflow_model_server (TF)"
 
 
 class PredictResponse(BaseModel):
     model: str
     backend: BackendName
-    server: str = Field(description="which server answered: torchserve, duoserve-compat, tensorflow-serving, tf-grpc")
-    predictions: list[Any]
+    server: str = Field(description=_SERVER)
+    predictions: list[Any] | None = Field(default=None, description="for a row-format request")
+    outputs: dict[str, Any] | list[Any] | None = Field(default=None, description="for a columnar request")
 
 
 class BackendOutcome(BaseModel):
@@ -36,6 +45,7 @@ class BackendOutcome(BaseModel):
     server: str | None = None
     latency_ms: float | None = None
     predictions: list[Any] | None = None
+    outputs: dict[str, Any] | list[Any] | None = None
     error: dict[str, Any] | None = None
 
 

@@ -1,9 +1,10 @@
 """Per model × backend latency statistics over a sliding window and since the last reset.
 
-Latencies go into HdrHistograms (microseconds, 3 significant digits: every percentile is
-within 0.1 % of the true value). The sliding window is a ring of ``slots`` histograms,
-each covering ``window_s / slots`` seconds; a snapshot merges the live ones, so the
-window is between ``window_s - window_s/slots`` and ``window_s`` long.
+Latencies go into HdrHistograms (:mod:`contract.latency`, duoserve's one percentile
+estimator: microseconds, 3 significant digits, every percentile within 0.1 % of the
+true value). The sliding window is a ring of ``slots`` histograms, each covering
+``window_s / slots`` seconds; a snapshot merges the live ones, so the window is between
+``window_s - window_s/slots`` and ``window_s`` long.
 """
 
 from __future__ import annotations
@@ -15,14 +16,7 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour
-DIGITS = 3
-PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+from contract.latency import PERCENTILES, new_histogram, percentile_ms, record
 
 
 def summarize(hist: HdrHistogram, seconds: float) -> dict[str, float | int | None]:
@@ -33,7 +27,7 @@ def summarize(hist: HdrHistogram, seconds: float) -> dict[str, float | int | Non
         "throughput_rps": round(count / seconds, 3) if seconds > 0 else None,
     }
     for p in PERCENTILES:
-        out[f"p{p:g}_ms"] = hist.get_value_at_percentile(p) / 1000.0 if count else None
+        out[f"p{p:g}_ms"] = percentile_ms(hist, p)
     out["max_ms"] = hist.get_max_value() / 1000.0 if count else None
     return out
 
@@ -76,9 +70,8 @@ class Series:
             self.window_errors.popleft()
 
     def record(self, latency_s: float) -> None:
-        value = max(LOWEST_US, min(HIGHEST_US, round(latency_s * 1e6)))
-        self.total.record_value(value)
-        self._slot(self.clock()).hist.record_value(value)
+        record(self.total, latency_s)
+        record(self._slot(self.clock()).hist, latency_s)
 
     def record_error(self, kind: str) -> None:
         self.errors[kind] += 1

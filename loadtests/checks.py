@@ -1,58 +1,45 @@
 """Is an answer right? A 200 with the wrong shape is a failure, not a success.
 
 Each check takes the parsed JSON body and returns ``None`` when it is right, or a short
-message saying what is wrong (Locust records it as the failure's text).
+message saying what is wrong (Locust records it as the failure's text). Shapes come from
+the model's contract (:func:`contract.tensors.read_outputs`), as in the gateway.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+import numpy as np
+
+from contract.manifest import ModelEntry
+from contract.tensors import OutputError, read_outputs
 
 #: Largest difference between two backends' outputs that still counts as agreement.
 AGREEMENT_TOLERANCE = 1e-4
 
 
-def _row_size(row: Any) -> int | None:
-    """Number of finite numbers in a (possibly nested) row; None if anything else is in it."""
-    if isinstance(row, bool):
-        return None
-    if isinstance(row, int | float):
-        return 1 if math.isfinite(row) else None
-    if isinstance(row, list):
-        total = 0
-        for item in row:
-            size = _row_size(item)
-            if size is None:
-                return None
-            total += size
-        return total
+def check_outputs(answer: Any, entry: ModelEntry, rows: int) -> str | None:
+    """The answer carries ``rows`` finite rows of every output of ``entry``."""
+    try:
+        outputs = read_outputs(answer, entry, rows)
+    except OutputError as exc:
+        return str(exc)
+    for name, array in outputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return f"output {name} holds NaN or infinite values"
     return None
 
 
-def check_predictions(predictions: Any, rows: int, outputs: int) -> str | None:
-    """``rows`` rows of ``outputs`` finite numbers each."""
-    if not isinstance(predictions, list):
-        return f"predictions is {type(predictions).__name__}, not a list"
-    if len(predictions) != rows:
-        return f"{len(predictions)} prediction rows for {rows} instances"
-    for i, row in enumerate(predictions):
-        size = _row_size(row)
-        if size != outputs:
-            return f"row {i} has {size if size is not None else 'non-numeric'} values, expected {outputs}"
-    return None
-
-
-def check_predict(body: Any, rows: int, outputs: int, backend: str | None = None) -> str | None:
+def check_predict(body: Any, entry: ModelEntry, rows: int, backend: str | None = None) -> str | None:
     """A direct or gateway predict answer; for the gateway, also the backend that served it."""
-    if not isinstance(body, dict) or "predictions" not in body:
-        return "answer has no 'predictions'"
+    if not isinstance(body, dict):
+        return "answer is not a JSON object"
     if backend is not None and body.get("backend") != backend:
         return f"served by {body.get('backend')!r}, asked for {backend!r}"
-    return check_predictions(body["predictions"], rows, outputs)
+    return check_outputs(body, entry, rows)
 
 
-def check_compare(body: Any, rows: int, outputs: int, backends: list[str]) -> str | None:
+def check_compare(body: Any, entry: ModelEntry, rows: int, backends: list[str]) -> str | None:
     """Every backend answered with the right shape, and they agree within :data:`AGREEMENT_TOLERANCE`."""
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
         return "answer has no 'results'"
@@ -62,7 +49,7 @@ def check_compare(body: Any, rows: int, outputs: int, backends: list[str]) -> st
     for name, result in seen.items():
         if result.get("error"):
             return f"{name} failed in compare: {result['error']}"
-        problem = check_predictions(result.get("predictions"), rows, outputs)
+        problem = check_outputs(result, entry, rows)
         if problem:
             return f"{name}: {problem}"
     diff = body.get("max_abs_diff")

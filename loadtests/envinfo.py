@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from contract.stackinfo import StackInfo
+
 PACKAGES = (
     "torch", "tensorflow", "torchserve", "onnxruntime", "tensorflow-serving-api", "keras",
     "locust", "fastapi", "uvicorn", "aiohttp", "numpy",
@@ -56,9 +58,8 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def describe(stack: dict[str, Any] | None = None) -> dict[str, Any]:
+def describe(stack: StackInfo | None = None) -> dict[str, Any]:
     """The environment block of a report."""
-    stack = stack or {}
     return {
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -68,6 +69,6 @@ def describe(stack: dict[str, Any] | None = None) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": versions(),
-        "tf_server": stack.get("tf_server") or "unknown",
-        "torch_models": stack.get("torch_models"),
+        "tf_server": stack.tf_server if stack else "unknown",
+        "torch_models": stack.torch_models if stack else None,
     }

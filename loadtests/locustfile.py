@@ -4,7 +4,7 @@ server's REST API direct, the gateway pinned to each backend, and the gateway's 
 Run it with the project's runner (``python -m loadtests run``), with plain Locust
 (``locust -f loadtests/locustfile.py --headless -u 8 -r 8 -t 30s TorchDirect``), or
 distributed (``--master`` / ``--worker``). Hosts come from ``--stack`` (the stack.json
-that ``python -m services.stack up`` writes) or the explicit ``--gateway-url``,
+that ``python -m stack up`` writes) or the explicit ``--gateway-url``,
 ``--torch-url``, ``--tf-url`` options; each option also reads a ``LOADTEST_*``
 environment variable and a ``locust.conf`` key. Every target sends the same seeded
 bodies (:mod:`loadtests.payload`) and checks every answer (:mod:`loadtests.checks`).
@@ -24,6 +24,7 @@ from typing import Any
 from locust import FastHttpUser, events, run_single_user, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from contract.manifest import ModelEntry
 from loadtests import checks, payload
 from loadtests.targets import Endpoints, Target, get_target, headers, path, torch_key
 
@@ -54,7 +55,7 @@ class Settings:
     """What every user of one Locust environment shares."""
 
     endpoints: Endpoints
-    model: payload.ModelInput
+    model: ModelEntry
     batch: int
     bodies: list[bytes]
     pace: float
@@ -79,7 +80,7 @@ def settings_from_options(options: Any) -> Settings:
     endpoints = endpoints.with_overrides(
         options.gateway_url, options.torch_url, options.tf_url, options.torch_key_file or None, options.api_key or None
     )
-    model = payload.load_input(options.model)
+    model = payload.load_model(options.model)
     settings = Settings(
         endpoints=endpoints,
         model=model,
@@ -142,7 +143,7 @@ class TargetUser(FastHttpUser):
         self.settings: Settings = self.environment.duoserve
         self._index = 0
         self._target = self.target()
-        self._path = path(self._target, self.settings.model.model)
+        self._path = path(self._target, self.settings.model.name)
         self._next = time.perf_counter() + random.uniform(0.0, 1.0 / self.settings.pace) if self.settings.pace else 0.0
 
     def wait_time(self) -> float:
@@ -183,18 +184,11 @@ class TargetUser(FastHttpUser):
                 resp.success()
 
     def _check(self, answer: Any) -> str | None:
-        rows, outputs = self.settings.batch, _size(self.settings.model.outputs)
+        model, rows = self.settings.model, self.settings.batch
         if self._target.kind == "compare":
-            return checks.check_compare(answer, rows, outputs, self.settings.compare_backends)
+            return checks.check_compare(answer, model, rows, self.settings.compare_backends)
         backend = self._target.backend if self._target.kind == "gateway" else None
-        return checks.check_predict(answer, rows, outputs, backend)
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size
+        return checks.check_predict(answer, model, rows, backend)
 
 
 class TorchDirect(TargetUser):

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from loadtests import plots
+from loadtests.summary import Spread, SummaryRow
 from loadtests.targets import DIRECT_OF, TARGETS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -37,42 +38,6 @@ def read_stats_row(path: Path, name: str) -> dict[str, str]:
 
 def _num(text: str) -> float | None:
     return None if text in ("", "N/A") else float(text)
-
-
-@dataclass(frozen=True)
-class Spread:
-    """Median with min and max across repeats."""
-
-    median: float | None
-    low: float | None
-    high: float | None
-
-    @classmethod
-    def of(cls, values: list[float | None]) -> Spread:
-        known = [v for v in values if v is not None]
-        if not known:
-            return cls(None, None, None)
-        return cls(statistics.median(known), min(known), max(known))
-
-
-@dataclass
-class SummaryRow:
-    """One target's figures across the comparison's repeats."""
-
-    target: str
-    description: str
-    repeats: int
-    requests: int
-    failures: int
-    rps: Spread
-    latency: dict[str, Spread]
-    max_ms: float | None
-    slo_rps: float | None
-    loadgen_cpu_max: float
-
-    @property
-    def error_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else 0.0
 
 
 @dataclass

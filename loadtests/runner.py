@@ -22,11 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import envinfo, payload, report, slo
+from loadtests import envinfo, payload, report, slo, wrk
 from loadtests.engine import SATURATED_CPU_PERCENT, SPAWN_RATE, Engine, RunResult
 from loadtests.profile import Profile
 from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
-from services.common import wrk
 
 
 def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -64,7 +63,7 @@ class Run:
         self.profile = profile
         self.endpoints = endpoints
         self.out = out
-        self.spec = payload.load_input(profile.model)
+        self.model = payload.load_model(profile.model)
         args = ["--stack", str(stack_path), "--model", profile.model, "--batch", str(profile.batch),
                 "--seed", str(profile.seed), "--max-fail-ratio", str(profile.max_fail_ratio),
                 "--gateway-url", endpoints.gateway, "--torch-url", endpoints.torch,
@@ -80,13 +79,13 @@ class Run:
             "batch": profile.batch,
             "seed": profile.seed,
             "profile": profile.to_json(),
-            "stack": endpoints.raw,
+            "stack": endpoints.stack.model_dump(mode="json") if endpoints.stack else {},
             "targets": {n: TARGETS[n].description for n in profile.targets},
         }
 
     def execute(self) -> dict[str, Any]:
-        self.results["environment"] = envinfo.describe(self.endpoints.raw)
-        preflight(self.endpoints, self.profile, payload.body(self.spec, self.profile.batch, self.profile.seed))
+        self.results["environment"] = envinfo.describe(self.endpoints.stack)
+        preflight(self.endpoints, self.profile, payload.body(self.model, self.profile.batch, self.profile.seed))
         self.comparison()
         if self.profile.step and self.profile.step.targets:
             self.step()
@@ -173,7 +172,7 @@ class Run:
         assert w.target is not None
         target = get_target(w.target)
         url = self.endpoints.host(target) + path(target, self.profile.model)
-        body = payload.body(self.spec, self.profile.batch, self.profile.seed)
+        body = payload.body(self.model, self.profile.batch, self.profile.seed)
         users = self.profile.comparison.users
         print(f"wrk cross-check: {w.target}, {users} connections, {w.duration_s:g} s", file=sys.stderr, flush=True)
         try:

@@ -8,10 +8,12 @@ tests share it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from contract.keys import read_key
+from contract.stackinfo import StackInfo, StackInfoError
 
 Kind = Literal["torch", "tf", "gateway", "compare"]
 
@@ -64,25 +66,26 @@ class Endpoints:
     torch_key_file: str | None = None
     tf_server: str | None = None
     gateway_backends: dict[str, list[str]] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    #: The running stack's description, when the endpoints came from ``stack.json``.
+    stack: StackInfo | None = None
     #: The gateway's API key (``GATEWAY_API_KEY``), if it requires one; never written to a report.
     gateway_api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_stack_json(cls, path: Path) -> Endpoints:
-        """Read the ``stack.json`` that ``python -m services.stack up`` writes."""
+        """Read the ``stack.json`` that ``python -m stack up`` writes."""
         try:
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no stack description; start the stack (`make up`) first") from None
+            info = StackInfo.read(path)
+        except StackInfoError as exc:
+            raise FileNotFoundError(str(exc)) from None
         return cls(
-            gateway=info["gateway"].rstrip("/"),
-            torch=info["torch"].rstrip("/"),
-            tf_rest=info["tf_rest"].rstrip("/"),
-            torch_key_file=info.get("torch_key_file"),
-            tf_server=info.get("tf_server"),
-            gateway_backends=info.get("gateway_backends") or {},
-            raw=info,
+            gateway=info.gateway.rstrip("/"),
+            torch=info.torch.rstrip("/"),
+            tf_rest=info.tf_rest.rstrip("/"),
+            torch_key_file=str(info.torch_key_file),
+            tf_server=info.tf_server,
+            gateway_backends=info.gateway_backends,
+            stack=info,
         )
 
     def with_overrides(
@@ -101,7 +104,7 @@ class Endpoints:
             torch_key_file=key_file or self.torch_key_file,
             tf_server=self.tf_server,
             gateway_backends=self.gateway_backends,
-            raw=self.raw,
+            stack=self.stack,
             gateway_api_key=api_key or self.gateway_api_key,
         )
 
@@ -141,8 +144,4 @@ def path(target: Target, model: str) -> str:
 
 def torch_key(key_file: str | None) -> str | None:
     """TorchServe's current inference key from its ``key_file.json`` (None without a file)."""
-    if not key_file:
-        return None
-    data = json.loads(Path(key_file).read_text())
-    key: str = data["inference"]["key"]
-    return key
+    return read_key(Path(key_file)) if key_file else None

@@ -1,8 +1,9 @@
-"""Run ``wrk`` (a native HTTP load generator, Debian package) against a POST endpoint.
+"""Run ``wrk`` (a native HTTP load generator, Debian package) against an endpoint.
 
 Python load generators cost milliseconds of their own per request on a 2-core host
-(DESIGN.md), so benchmark figures come from wrk. This module only builds the Lua
-script, runs wrk with bounded duration, and parses its report.
+(docs/benchmarks.md), so benchmark figures come from wrk; the load tests cross-check
+Locust with it. This module only builds the Lua script, runs wrk with bounded duration,
+and parses its report (wrk computes its percentiles with HdrHistogram too).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def run(
     headers: dict[str, str] | None = None,
     threads: int = 1,
     timeout_s: float = 10.0,
+    method: str = "POST",
 ) -> WrkResult:
-    """POST ``body`` to ``url`` with ``connections`` connections for ``duration_s`` seconds.
+    """Send ``body`` to ``url`` (``method``, POST by default) with ``connections`` connections for ``duration_s`` s.
 
     ``timeout_s`` is wrk's per-request timeout: a slower request counts as a socket
     timeout error, not as a latency sample.
@@ -91,12 +93,9 @@ def run(
         body_path.write_bytes(body)
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         lua = Path(tmp) / "post.lua"
-        lines = [
-            'wrk.method = "POST"',
-            f"local f = io.open({json.dumps(str(body_path))}, 'rb')",
-            "wrk.body = f:read('*a')",
-            "f:close()",
-        ]
+        lines = [f"wrk.method = {json.dumps(method)}"]
+        if method == "POST":
+            lines += [f"local f = io.open({json.dumps(str(body_path))}, 'rb')", "wrk.body = f:read('*a')", "f:close()"]
         lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in all_headers.items()]
         lua.write_text("\n".join(lines) + "\n")
         cmd = [

@@ -1,37 +1,41 @@
 """``make up`` / ``make down``: the native stack (TorchServe, the TF server, the gateway) in the background.
 
-``python -m services.stack up`` starts the three launchers, each in its own process
-group with its output under ``$STACK_LOG_DIR/<service>/``, and returns once every one is
-ready: TorchServe's launcher has seen every model's workers ready, the TF server reports
-every model AVAILABLE, and the gateway's ``/health/ready`` lists every backend ready.
-It then writes ``$STACK_RUN_DIR/stack.json`` (URLs, key file, which TF server runs) for
-the load tests. If anything fails or times out, it prints that service's log tail,
-stops everything and exits 1. ``down`` stops all process groups (TERM, then KILL) and
-is safe to run twice. Ports and options pass through the services' own variables
+``python -m stack up`` checks that every port it needs is free (naming the port and the
+variable that moves it), starts the three launchers, each in its own process group with
+its output under ``$STACK_LOG_DIR/<service>/``, and returns once every one is ready:
+TorchServe's launcher has seen every model's workers ready, the TF server reports every
+model AVAILABLE, and the gateway's ``/health/ready`` lists every backend ready. It then
+writes ``$STACK_RUN_DIR/stack.json`` (:class:`contract.stackinfo.StackInfo`) for the load
+tests, benchmarks and tests. If anything fails or times out, it prints that service's log
+tail, stops everything and exits 1. ``down`` stops all process groups (TERM, then KILL)
+and is safe to run twice. Ports and options pass through the services' own variables
 (``TORCH_API_*``, ``TF_API_*``, ``GATEWAY_*``); the gateway's backend URLs and key file
 follow the other two unless set explicitly.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from services.common.artifacts import load_manifest
-from services.tf_api.settings import SettingsError, load_settings
+from contract.artifacts import ArtifactError
+from contract.keys import KEY_FILE
+from contract.manifest import read_manifest
+from contract.settings import SettingsError, load
+from contract.stackinfo import STACK_FILE, StackInfo
+from gateway.config import Settings as GatewaySettings
+from services.process import PortInUseError, Process, StartError, check_ports, log_tail, wait_until
+from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
 
@@ -65,10 +69,19 @@ class StackPaths:
 
     @property
     def info(self) -> Path:
-        return self.run_dir / "stack.json"
+        return self.run_dir / STACK_FILE
 
     def launcher_log(self, service: str) -> Path:
         return self.log_dir / service / "launcher.log"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Each service's environment, the ports they will take, and the description of the stack."""
+
+    envs: dict[str, dict[str, str]]
+    ports: dict[str, tuple[str, int]]
+    info: StackInfo
 
 
 def _gateway_backends(torch_models: str, all_models: list[str]) -> dict[str, list[str]]:
@@ -81,8 +94,20 @@ def _gateway_backends(torch_models: str, all_models: list[str]) -> dict[str, lis
     }
 
 
-def plan(paths: StackPaths) -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
-    """Each service's environment, and the stack description written to ``stack.json``."""
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def plan(paths: StackPaths) -> Plan:
+    """What ``up`` will start; :class:`SettingsError` or :class:`ArtifactError` when it cannot."""
     base = dict(os.environ)
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
     torch_env = {
@@ -92,48 +117,50 @@ def plan(paths: StackPaths) -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
     }
     tf_env = {**base, "TF_API_LOG_DIR": base.get("TF_API_LOG_DIR", str(paths.log_dir / "tf_api"))}
     with _environ(torch_env):
-        torch = TorchApiSettings()
+        torch = load(TorchApiSettings)
     with _environ(tf_env):
-        tf = load_settings()
-    manifest = load_manifest(torch.artifacts)
+        tf = load(TfSettings)
+    manifest = read_manifest(torch.artifacts)
+    backends = _gateway_backends(torch.models, manifest.names)
+    key_file = torch.run_dir / KEY_FILE
     gateway_env = {
         **base,
         "GATEWAY_TORCH_URL": base.get("GATEWAY_TORCH_URL", f"http://{torch.host}:{torch.inference_port}"),
-        "GATEWAY_TORCH_KEY_FILE": base.get("GATEWAY_TORCH_KEY_FILE", str(torch.run_dir / "key_file.json")),
+        "GATEWAY_TORCH_KEY_FILE": base.get("GATEWAY_TORCH_KEY_FILE", str(key_file)),
         "GATEWAY_TF_URL": base.get("GATEWAY_TF_URL", f"http://{tf.host}:{tf.rest_port}"),
         "GATEWAY_TF_GRPC_TARGET": base.get("GATEWAY_TF_GRPC_TARGET", f"{tf.host}:{tf.grpc_port}"),
         "GATEWAY_MANIFEST": base.get("GATEWAY_MANIFEST", str(torch.artifacts / "manifest.json")),
-        "GATEWAY_BACKENDS": base.get(
-            "GATEWAY_BACKENDS", json.dumps(_gateway_backends(torch.models, list(manifest["models"])))
-        ),
+        "GATEWAY_BACKENDS": base.get("GATEWAY_BACKENDS", json.dumps(backends)),
     }
-    gateway_host = base.get("GATEWAY_HOST", "127.0.0.1")
-    gateway_port = base.get("GATEWAY_PORT", "8000")
-    info: dict[str, Any] = {
-        "gateway": f"http://{gateway_host}:{gateway_port}",
-        "torch": f"http://{torch.host}:{torch.inference_port}",
-        "torch_metrics": f"http://{torch.host}:{torch.metrics_port}",
-        "torch_key_file": str(torch.run_dir / "key_file.json"),
-        "torch_models": torch.models,
-        "tf_rest": f"http://{tf.host}:{tf.rest_port}",
-        "tf_grpc": f"{tf.host}:{tf.grpc_port}",
-        "models": list(manifest["models"]),
-        "gateway_backends": json.loads(gateway_env["GATEWAY_BACKENDS"]),
-        "log_dir": str(paths.log_dir),
+    with _environ(gateway_env):
+        gateway = load(GatewaySettings)
+    ports = {
+        "TORCH_API_INFERENCE_PORT": (torch.host, torch.inference_port),
+        "TORCH_API_MANAGEMENT_PORT": (torch.host, torch.management_port),
+        "TORCH_API_METRICS_PORT": (torch.host, torch.metrics_port),
+        "TORCH_API_GRPC_INFERENCE_PORT": (torch.host, torch.grpc_inference_port),
+        "TORCH_API_GRPC_MANAGEMENT_PORT": (torch.host, torch.grpc_management_port),
+        "TF_API_REST_PORT": (tf.host, tf.rest_port),
+        "TF_API_GRPC_PORT": (tf.host, tf.grpc_port),
+        "GATEWAY_PORT": (gateway.host, gateway.port),
     }
-    return {"torch_api": torch_env, "tf_api": tf_env, "gateway": gateway_env}, info
-
-
-@contextlib.contextmanager
-def _environ(env: dict[str, str]) -> Any:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    info = StackInfo(
+        gateway=f"http://{gateway.host}:{gateway.port}",
+        torch=f"http://{torch.host}:{torch.inference_port}",
+        torch_management=f"http://{torch.host}:{torch.management_port}",
+        torch_metrics=f"http://{torch.host}:{torch.metrics_port}",
+        torch_key_file=key_file,
+        torch_models=torch.models,
+        tf_rest=f"http://{tf.host}:{tf.rest_port}",
+        tf_grpc=f"{tf.host}:{tf.grpc_port}",
+        tf_server="unknown",
+        models=manifest.names,
+        gateway_backends={m: list(b) for m, b in (gateway.backends or backends).items()},
+        run_dir=paths.run_dir,
+        log_dir=paths.log_dir,
+        artifacts=torch.artifacts.resolve(),
+    )
+    return Plan({"torch_api": torch_env, "tf_api": tf_env, "gateway": gateway_env}, ports, info)
 
 
 def _get(url: str, timeout: float = 3.0) -> tuple[int, dict[str, str], Any]:
@@ -145,75 +172,87 @@ def _get(url: str, timeout: float = 3.0) -> tuple[int, dict[str, str], Any]:
         return exc.code, dict(exc.headers), json.loads(body) if body.startswith(b"{") else None
 
 
-def _ready(service: str, paths: StackPaths, info: dict[str, Any]) -> bool:
-    if service == "torch_api":
-        log = paths.launcher_log(service)
-        return log.exists() and READY_LINE in log.read_text(errors="replace")
-    if service == "tf_api":
-        for model in info["models"]:
-            status, headers, body = _get(f"{info['tf_rest']}/v1/models/{model}")
-            states = [v.get("state") for v in (body or {}).get("model_version_status", [])]
-            if status != 200 or "AVAILABLE" not in states:
-                return False
-            info["tf_server"] = "duoserve-compat" if headers.get("X-TF-Server") else "tensorflow_model_server"
-        return True
-    status, _, body = _get(f"{info['gateway']}/health/ready")
-    return status == 200 and all(all(b.values()) for b in (body or {}).get("models", {}).values())
+class _Readiness:
+    """The readiness probe of each service; the TF probe also learns which TF server answers."""
+
+    def __init__(self, paths: StackPaths, info: StackInfo) -> None:
+        self.paths = paths
+        self.info = info
+        self.tf_server = "unknown"
+
+    def probe(self, service: str) -> bool:
+        if service == "torch_api":
+            log = self.paths.launcher_log(service)
+            return log.exists() and READY_LINE in log.read_text(errors="replace")
+        if service == "tf_api":
+            for model in self.info.models:
+                status, headers, body = _get(f"{self.info.tf_rest}/v1/models/{model}")
+                states = [v.get("state") for v in (body or {}).get("model_version_status", [])]
+                if status != 200 or "AVAILABLE" not in states:
+                    return False
+                self.tf_server = "duoserve-compat" if headers.get("X-TF-Server") else "tensorflow_model_server"
+            return True
+        status, _, body = _get(f"{self.info.gateway}/health/ready")
+        return status == 200 and all(all(b.values()) for b in (body or {}).get("models", {}).values())
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"(no {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def _start(paths: StackPaths, service: str, env: dict[str, str]) -> Process:
+    return Process.python(service, COMMANDS[service][1:], paths.launcher_log(service), env=env)
+
+
+def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], readiness: _Readiness, timeout_s: float) -> None:
+    """Wait for each pending service in turn; any service of the stack dying fails the wait."""
+    deadline = time.monotonic() + timeout_s
+
+    def dead() -> str | None:
+        gone = [s for s in pending if not _alive(pids[s])]
+        return f"({gone[0]}) exited during start-up" if gone else None
+
+    for service in pending:
+        wait_until(
+            lambda service=service: readiness.probe(service),  # type: ignore[misc]
+            what=f"stack: {service}",
+            timeout_s=max(1.0, deadline - time.monotonic()),
+            failed=dead,
+            tail=lambda service=service: _tail(paths, service),  # type: ignore[misc]
+            interval_s=0.5,
+        )
+        print(f"stack: {service} ready", flush=True)
+
+
+def _tail(paths: StackPaths, service: str) -> str:
+    return f"--- {paths.launcher_log(service)} ---\n{log_tail(paths.launcher_log(service))}"
 
 
 def up(paths: StackPaths, timeout_s: float) -> int:
-    """Start everything and wait until ready; on failure stop everything and return 1."""
+    """Start everything and wait until ready; on failure stop everything and return 1 (2: bad settings)."""
     if paths.pids.exists():
         alive = {s: p for s, p in json.loads(paths.pids.read_text()).items() if _alive(p)}
         if alive:
             print(f"stack: already running ({alive}); `make down` first", file=sys.stderr)
             return 1
     try:
-        envs, info = plan(paths)
-    except (ValidationError, SettingsError, ValueError, OSError) as exc:
-        print(f"stack: bad settings or artifacts: {exc}", file=sys.stderr)
+        planned = plan(paths)
+        check_ports(planned.ports)
+    except (SettingsError, ArtifactError, PortInUseError, OSError) as exc:
+        print(f"stack: {exc}", file=sys.stderr)
         return 2
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     pids: dict[str, int] = {}
     for service in SERVICES:
-        pids[service] = _start(paths, service, envs[service])
+        pids[service] = _start(paths, service, planned.envs[service]).pid
         paths.pids.write_text(json.dumps(pids))
     print(f"stack: starting {', '.join(SERVICES)} (logs in {paths.log_dir})", flush=True)
-    code = _wait(paths, list(SERVICES), pids, info, timeout_s)
-    if code == 0:
-        paths.info.write_text(json.dumps(info, indent=2) + "\n")
-        print(f"stack: up; gateway {info['gateway']}, TF server: {info.get('tf_server')}; {paths.info}", flush=True)
-    return code
-
-
-def _start(paths: StackPaths, service: str, env: dict[str, str]) -> int:
-    log = paths.launcher_log(service)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, *COMMANDS[service][1:]]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc.pid
-
-
-def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], info: dict[str, Any], timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    while pending:
-        for service in list(pending):
-            if not _alive(pids[service]):
-                return _fail(paths, service, "exited during start-up")
-            with contextlib.suppress(OSError, ValueError):
-                if _ready(service, paths, info):
-                    pending.remove(service)
-                    print(f"stack: {service} ready", flush=True)
-        if pending and time.monotonic() > deadline:
-            return _fail(paths, pending[0], f"not ready after {timeout_s:.0f} s")
-        time.sleep(0.5)
+    readiness = _Readiness(paths, planned.info)
+    try:
+        _wait(paths, list(SERVICES), pids, readiness, timeout_s)
+    except StartError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        down(paths)
+        return 1
+    info = planned.info.model_copy(update={"tf_server": readiness.tf_server, "pids": pids})
+    info.write(paths.info)
+    print(f"stack: up; gateway {info.gateway}, TF server: {info.tf_server}; {paths.info}", flush=True)
     return 0
 
 
@@ -236,20 +275,20 @@ def restart(paths: StackPaths, service: str, timeout_s: float) -> int:
         print("stack: not up", file=sys.stderr)
         return 1
     stop_service(paths, service)
-    envs, info = plan(paths)
+    planned = plan(paths)
     if service == "torch_api":
         paths.launcher_log(service).unlink(missing_ok=True)
     pids: dict[str, int] = json.loads(paths.pids.read_text())
-    pids[service] = _start(paths, service, envs[service])
+    pids[service] = _start(paths, service, planned.envs[service]).pid
     paths.pids.write_text(json.dumps(pids))
-    return _wait(paths, [service], pids, info, timeout_s)
-
-
-def _fail(paths: StackPaths, service: str, why: str) -> int:
-    print(f"stack: {service} {why}\n--- {paths.launcher_log(service)} ---\n{_tail(paths.launcher_log(service))}",
-          file=sys.stderr, flush=True)  # fmt: skip
-    down(paths)
-    return 1
+    try:
+        _wait(paths, [service], pids, _Readiness(paths, planned.info), timeout_s)
+    except StartError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
+    if paths.info.exists():
+        StackInfo.read(paths.info).model_copy(update={"pids": pids}).write(paths.info)
+    return 0
 
 
 def _alive(pid: int) -> bool:
@@ -302,30 +341,3 @@ def down(paths: StackPaths, grace_s: float = 30.0) -> int:
     paths.info.unlink(missing_ok=True)
     print("stack: down", flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``up``, ``down``, ``status`` or ``restart SERVICE``."""
-    parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "restart"])
-    parser.add_argument("service", nargs="?", choices=SERVICES, help="for restart")
-    parser.add_argument("--timeout", type=float, default=float(os.environ.get("STACK_READY_TIMEOUT_S", "300")))
-    args = parser.parse_args(argv)
-    paths = StackPaths.from_env()
-    if args.command == "up":
-        return up(paths, args.timeout)
-    if args.command == "down":
-        return down(paths)
-    if args.command == "restart":
-        if not args.service:
-            parser.error("restart needs a service")
-        return restart(paths, args.service, args.timeout)
-    if not paths.info.exists():
-        print("stack: not up")
-        return 1
-    print(paths.info.read_text())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from services.common.artifacts import default_root, load_manifest
+from contract.artifacts import default_root
+from contract.manifest import Manifest, read_manifest
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +23,8 @@ def artifacts_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def manifest(artifacts_root: Path) -> dict[str, Any]:
-    return load_manifest(artifacts_root)
+def manifest(artifacts_root: Path) -> Manifest:
+    return read_manifest(artifacts_root)
 
 
 @pytest.fixture(scope="session")

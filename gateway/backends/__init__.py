@@ -12,9 +12,10 @@ import importlib
 from ..config import Settings
 from .base import BackendClient, BackendResult, Readiness
 from .guard import CircuitBreaker, Guard
+from .h1 import H1Transport
 from .tf_rest import TFRestClient
 from .torchserve import TorchServeClient
-from .transport import HttpLimits, Transport, make_transport
+from .transport import AiohttpTransport, HttpLimits, HttpxTransport, Transport
 
 __all__ = [
     "BackendClient",
@@ -26,7 +27,17 @@ __all__ = [
     "Transport",
     "build_backends",
     "http_limits",
+    "make_transport",
 ]
+
+
+def make_transport(kind: str, backend: str, limits: HttpLimits, base_url: str) -> Transport:
+    """``h1`` (duoserve's own keep-alive client), ``aiohttp`` or ``httpx``."""
+    if kind == "httpx":
+        return HttpxTransport(backend, limits)
+    if kind == "aiohttp":
+        return AiohttpTransport(backend, limits)
+    return H1Transport(backend, limits, base_url)
 
 
 def http_limits(settings: Settings) -> HttpLimits:

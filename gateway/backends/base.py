@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from contract.manifest import ModelEntry
 
 from ..errors import BackendOverloadedError, BackendRejectedError, BadBackendResponseError
 from ..payload import Payload
 
+#: The members of an answer that carry tensors (TF Serving's row and columnar answers).
+ANSWER_KEYS = ("predictions", "outputs")
+
 
 @dataclass(frozen=True)
 class BackendResult:
-    """A backend's answer: the predictions, how long it took, and which server produced it."""
+    """A backend's answer (``{"predictions": ...}`` or ``{"outputs": ...}``), its latency and its server."""
 
-    predictions: list[Any]
+    answer: dict[str, Any]
     latency_s: float
     server: str
 
@@ -27,7 +32,6 @@ class Readiness:
     ready: bool
     server: str
     detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class BackendClient(abc.ABC):
@@ -39,8 +43,8 @@ class BackendClient(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def predict(self, model: str, payload: Payload) -> BackendResult:
-        """Send ``payload`` for ``model``; the predictions are not yet checked for shape."""
+    async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
+        """Send ``payload`` for ``model``; the outputs are not yet checked against the contract."""
 
     @abc.abstractmethod
     async def ready(self, model: str) -> Readiness:
@@ -62,13 +66,15 @@ def decode_json(raw: bytes, backend: str) -> Any:
         raise BadBackendResponseError(f"backend {backend} answered non-JSON: {raw[:80]!r}", backend) from None
 
 
-def predictions_of(raw: bytes, backend: str) -> list[Any]:
-    """The ``predictions`` list of a 200 answer, or 502."""
+def answer_of(raw: bytes, backend: str) -> dict[str, Any]:
+    """The tensors of a 200 answer (``predictions`` or ``outputs``), or 502."""
     data = decode_json(raw, backend)
-    preds = data.get("predictions") if isinstance(data, dict) else None
-    if not isinstance(preds, list):
-        raise BadBackendResponseError(f"backend {backend} answered without a predictions list: {raw[:80]!r}", backend)
-    return preds
+    found = {k: data[k] for k in ANSWER_KEYS if k in data} if isinstance(data, dict) else {}
+    if len(found) != 1:
+        raise BadBackendResponseError(
+            f"backend {backend} answered without predictions or outputs: {raw[:80]!r}", backend
+        )
+    return found
 
 
 def error_message(raw: bytes) -> str:

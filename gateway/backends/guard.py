@@ -34,7 +34,6 @@ class CircuitBreaker:
         self.consecutive = 0
         self.opened_at: float | None = None
         self.probing = False
-        self.opened_total = 0
 
     @property
     def state(self) -> State:
@@ -65,8 +64,6 @@ class CircuitBreaker:
     def failure(self) -> None:
         self.consecutive += 1
         if self.probing or self.consecutive >= self.threshold:
-            if self.opened_at is None or self.probing:
-                self.opened_total += 1
             self.opened_at = self.clock()
             self.probing = False
 

@@ -108,7 +108,6 @@ class H1Transport(Transport):
         self.host_header = parts.netloc.encode()
         self.idle: deque[_Connection] = deque()
         self.slots = asyncio.Semaphore(limits.pool_size)
-        self.open = 0
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()

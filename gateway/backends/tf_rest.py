@@ -10,21 +10,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from contract.manifest import ModelEntry
+from contract.stackinfo import TF_BINARY, TF_SERVER_HEADER
+
 from ..payload import Payload
-from .base import BackendClient, BackendResult, Readiness, decode_json, error_message, predictions_of, raise_for_status
+from .base import BackendClient, BackendResult, Readiness, answer_of, decode_json, error_message, raise_for_status
 from .transport import HttpAnswer, Transport
 
-COMPAT_HEADER = "x-tf-server"
-REAL_SERVER = "tensorflow-serving"
+_COMPAT_HEADER = TF_SERVER_HEADER.lower()
 _HEADERS = {"Content-Type": "application/json"}
 
 
 def server_identity(answer: HttpAnswer) -> str:
-    """``duoserve-compat`` (or whatever the header says) when marked, else TF Serving itself."""
+    """``duoserve-compat`` (or whatever the header says) when marked, else TF Serving's binary."""
     for key, value in answer.headers.items():
-        if key.lower() == COMPAT_HEADER:
+        if key.lower() == _COMPAT_HEADER:
             return value
-    return REAL_SERVER
+    return TF_BINARY
 
 
 class TFRestClient(BackendClient):
@@ -36,15 +38,15 @@ class TFRestClient(BackendClient):
         self.transport = transport
         self.server: str | None = None
 
-    async def predict(self, model: str, payload: Payload) -> BackendResult:
+    async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
         start = time.perf_counter()
         answer = await self.transport.request(
-            "POST", f"{self.base_url}/v1/models/{model}:predict", payload.body, _HEADERS
+            "POST", f"{self.base_url}/v1/models/{model.name}:predict", payload.body, _HEADERS
         )
         latency = time.perf_counter() - start
         self.server = server_identity(answer)
         raise_for_status(answer.status, answer.body, self.name, self.transport.limits.retry_after_s)
-        return BackendResult(predictions_of(answer.body, self.name), latency, self.server)
+        return BackendResult(answer_of(answer.body, self.name), latency, self.server)
 
     async def ready(self, model: str) -> Readiness:
         try:
@@ -66,4 +68,4 @@ class TFRestClient(BackendClient):
         await self.transport.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"protocol": "tf-rest", "url": self.base_url, "server": self.server}
+        return {"protocol": "rest", "url": self.base_url, "server": self.server}

@@ -9,15 +9,17 @@ gateway's misconfiguration, not the caller's: 502.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+from contract.keys import KeyFileError, read_key
+from contract.manifest import ModelEntry
+
 from ..errors import BadBackendResponseError
 from ..payload import Payload
-from .base import BackendClient, BackendResult, Readiness, decode_json, predictions_of, raise_for_status
+from .base import BackendClient, BackendResult, Readiness, answer_of, decode_json, raise_for_status
 from .transport import HttpAnswer, Transport
 
 log = logging.getLogger("gateway.torchserve")
@@ -45,12 +47,10 @@ class TorchServeClient(BackendClient):
         if self.key_file is None:
             return None
         try:
-            data: Any = json.loads(self.key_file.read_text())
-            key = data["inference"]["key"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("cannot read TorchServe inference key from %s: %s", self.key_file, exc)
+            return read_key(self.key_file, "inference")
+        except KeyFileError as exc:
+            log.warning("cannot read TorchServe's inference key: %s", exc)
             return None
-        return str(key)
 
     def _headers(self, refresh: bool = False) -> dict[str, str]:
         if refresh or not self._key_loaded:
@@ -74,13 +74,13 @@ class TorchServeClient(BackendClient):
                 )
         return answer
 
-    async def predict(self, model: str, payload: Payload) -> BackendResult:
-        url = f"{self.base_url}/predictions/{model}{self.suffix}"
+    async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
+        url = f"{self.base_url}/predictions/{model.name}{self.suffix}"
         start = time.perf_counter()
         answer = await self._send("POST", url, payload.body)
         latency = time.perf_counter() - start
         raise_for_status(answer.status, answer.body, self.name, self.transport.limits.retry_after_s)
-        return BackendResult(predictions_of(answer.body, self.name), latency, "torchserve")
+        return BackendResult(answer_of(answer.body, self.name), latency, "torchserve")
 
     async def ready(self, model: str) -> Readiness:
         try:

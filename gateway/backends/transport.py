@@ -1,8 +1,10 @@
 """Pooled HTTP transports behind one small interface, so the client library is a setting.
 
-aiohttp is the default because it was measured faster as a proxy client on this machine
-(docs/benchmarks.md, "gateway"); httpx stays selectable (``GATEWAY_HTTP_CLIENT=httpx``)
-so the comparison can be re-run. Both map their failures onto the same gateway errors:
+duoserve's own keep-alive client (:mod:`.h1`) is the default because it measured fastest
+as a proxy client on this machine (docs/benchmarks.md, "gateway"); aiohttp and httpx stay
+selectable (``GATEWAY_HTTP_CLIENT``) so the comparison can be re-run. The factory lives
+in the package (:func:`gateway.backends.make_transport`), so this interface module
+imports none of its implementations. Both map their failures onto the same gateway errors:
 a refused/reset connection or connect timeout -> BackendUnavailableError (before answering),
 a read timeout -> BackendTimeoutError, a broken answer -> BadBackendResponseError.
 """
@@ -134,14 +136,3 @@ class HttpxTransport(Transport):
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def make_transport(kind: str, backend: str, limits: HttpLimits, base_url: str) -> Transport:
-    """``h1`` (duoserve's own keep-alive client), ``aiohttp`` or ``httpx``."""
-    if kind == "httpx":
-        return HttpxTransport(backend, limits)
-    if kind == "aiohttp":
-        return AiohttpTransport(backend, limits)
-    from .h1 import H1Transport  # here, not at the top: h1 imports this module
-
-    return H1Transport(backend, limits, base_url)

@@ -1,7 +1,7 @@
 """``python -m loadtests.reliability {faults,overload,soak,all}``: the measured table of docs/reliability.md.
 
-Runs against a stack started with ``python -m services.stack up`` (the same environment, so
-``services.stack restart`` finds the same ports); prints a Markdown table and writes every
+Runs against a stack started with ``python -m stack up`` (the same environment, so
+``python -m stack restart`` finds the same ports); prints a Markdown table and writes every
 row with its raw figures to ``--out``/reliability-<time>.json.
 """
 
@@ -14,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from services.stack import REPO
+from contract.stackinfo import StackInfo, StackInfoError
 
-from .scenarios import FAULTS, Row, StackInfo, capacity, fault, fixed, overload, soak
+from .scenarios import FAULTS, Row, capacity, fault, fixed, overload, soak
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEADER = (
     "| test | load | fault | requests | failed | p99 before / during / after (ms) | breaker open (s) "
@@ -60,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-s", type=float, default=600.0)
     parser.add_argument("--soak-share", type=float, default=0.7, help="soak load as a share of capacity")
     args = parser.parse_args(argv)
-    if not args.stack.exists():
-        print(f"reliability: no {args.stack}; start the stack first (python -m services.stack up)", file=sys.stderr)
+    try:
+        stack = StackInfo.read(args.stack)
+    except StackInfoError as exc:
+        print(f"reliability: {exc}", file=sys.stderr)
         return 2
-    stack = StackInfo.load(args.stack)
     logs = args.out / f"reliability-{time.strftime('%Y%m%d-%H%M%S')}"
     rows: list[Row] = []
     if args.what in ("faults", "all"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,17 +66,20 @@ class Watch:
         """``time.perf_counter()`` when ``backend``'s circuit first showed ``state`` at or after ``after``."""
         return next((t for t, b, s in self.circuits if b == backend and s == state and t >= after), None)
 
-    def rss_growth(self, start: float, end: float) -> float:
-        """RSS at the end over RSS at ``start`` (both the nearest samples), minus 1."""
+    def rss_growth(self, start: float = -math.inf, end: float = math.inf) -> float:
+        """RSS at the end over RSS at ``start`` (both the nearest samples), minus 1; 0 with fewer than two samples."""
         inside = [p for p in self.process if start <= p.t <= end]
         if len(inside) < 2:
-            return float("nan")
+            return 0.0
         return inside[-1].rss_bytes / inside[0].rss_bytes - 1
+
+    def rss_start(self) -> int:
+        return self.process[0].rss_bytes if self.process else 0
 
     def peak_rss(self) -> int:
         return max((p.rss_bytes for p in self.process), default=0)
 
-    def fds(self, start: float, end: float) -> tuple[int, int]:
+    def fds(self, start: float = -math.inf, end: float = math.inf) -> tuple[int, int]:
         """(fds at ``start``, max fds up to ``end``)."""
         inside = [p for p in self.process if start <= p.t <= end]
         return (inside[0].fds, max(p.fds for p in inside)) if inside else (0, 0)

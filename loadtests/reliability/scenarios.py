@@ -14,18 +14,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-
-from services.common.procs import free_port as _free_port
-from services.common.procs import terminate
-from services.stack import REPO, StackPaths, stop_service
+from contract.stackinfo import StackInfo
+from loadtests import payload
+from services.process import Process, free_port, http_probe
+from stack.native import REPO, StackPaths, stop_service
 
 from .faultproxy import FaultProxy, Mode
 from .load import (
@@ -77,74 +74,43 @@ class Row:
         return asdict(self)
 
 
-@dataclass
-class StackInfo:
-    """What a scenario needs from ``stack.json`` (written by ``services.stack up``)."""
-
-    info: dict[str, Any]
-    paths: StackPaths
-
-    @classmethod
-    def load(cls, stack_json: Path) -> StackInfo:
-        info = json.loads(stack_json.read_text())
-        return cls(info, StackPaths(stack_json.parent, Path(info["log_dir"])))
-
-    @property
-    def torch_port(self) -> int:
-        return int(self.info["torch"].rsplit(":", 1)[1])
+def paths(stack: StackInfo) -> StackPaths:
+    """Where the stack keeps its pids and logs (``stack restart`` needs the same)."""
+    return StackPaths(stack.run_dir, stack.log_dir)
 
 
 def body(rows: int = 1, seed: int = 0) -> bytes:
-    """A digits request (pixel values 0-16), the same for every scenario."""
-    x = np.random.default_rng(seed).uniform(0, 16, size=(rows, 8, 8)).astype(np.float32)
-    return json.dumps({"instances": x.tolist()}).encode()
+    """A digits request from the manifest's contract, the same for every scenario."""
+    return payload.body(payload.load_model(MODEL), rows, seed)
 
 
-@dataclass
-class GatewayProcess:
-    proc: subprocess.Popen[bytes]
+@dataclass(frozen=True)
+class Gateway:
+    """A scenario's own gateway process and its URL."""
+
+    process: Process
     url: str
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @contextlib.contextmanager
-def gateway(stack: StackInfo, log_dir: Path, **env: str) -> Iterator[GatewayProcess]:
+def gateway(stack: StackInfo, log_dir: Path, **env: str) -> Iterator[Gateway]:
     """``python -m gateway`` on a free port with the stack's backends and ``env`` (GATEWAY_* names)."""
-    port = _free_port()
+    port = free_port()
     full = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
-        "GATEWAY_TORCH_URL": stack.info["torch"],
-        "GATEWAY_TORCH_KEY_FILE": stack.info["torch_key_file"],
-        "GATEWAY_TF_URL": stack.info["tf_rest"],
-        "GATEWAY_BACKENDS": json.dumps(stack.info["gateway_backends"]),
+        "GATEWAY_TORCH_URL": stack.torch,
+        "GATEWAY_TORCH_KEY_FILE": str(stack.torch_key_file),
+        "GATEWAY_TF_URL": stack.tf_rest,
+        "GATEWAY_BACKENDS": json.dumps(stack.gateway_backends),
         "GATEWAY_LOG_LEVEL": "warning",
         **env,
     }
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"gateway-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO, env=full, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway not live after 30 s:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield GatewayProcess(proc, url, log)
-    finally:
-        terminate(proc, 15)
+    with Process.python("gateway", ["-m", "gateway"], log_dir / f"gateway-{port}.log", env=full) as process:
+        process.wait_ready(http_probe(f"{url}/health/live"), timeout_s=30)
+        yield Gateway(process, url)
 
 
 def _run(url: str, phases: list[Phase], concurrency: int, **kwargs: Any) -> Run:
@@ -176,10 +142,9 @@ def write_samples(run: Run, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _row(test: str, load: str, fault: str, run: Run, watch: Watch, gw: GatewayProcess, pid: int, **kw: Any) -> Row:
-    write_samples(run, gw.log.parent / f"{test}-samples.csv")
+def _row(test: str, load: str, fault: str, run: Run, watch: Watch, gw: Gateway, pid: int, **kw: Any) -> Row:
+    write_samples(run, gw.process.log.parent / f"{test}-samples.csv")
     sent = [s for s in run.samples if s.status != CLIENT_FULL]
-    rss = [p.rss_bytes for p in watch.process]
     return Row(
         test=test,
         load=load,
@@ -189,11 +154,11 @@ def _row(test: str, load: str, fault: str, run: Run, watch: Watch, gw: GatewayPr
         p99_before_ms=round(percentile_ms(between(sent, *run.window("before")), 99), 1),
         p99_during_ms=round(percentile_ms(between(sent, *run.window("during")), 99), 1),
         p99_after_ms=round(percentile_ms(between(sent, *run.window("after")), 99), 1),
-        rss_start_mb=_mb(rss[0]) if rss else 0.0,
-        rss_peak_mb=_mb(max(rss)) if rss else 0.0,
-        rss_growth=round(rss[-1] / rss[0] - 1, 4) if rss else 0.0,
-        fds=(watch.process[0].fds, max(p.fds for p in watch.process)) if watch.process else (0, 0),
-        gateway_restarted=gw.proc.poll() is not None or gw.proc.pid != pid,
+        rss_start_mb=_mb(watch.rss_start()),
+        rss_peak_mb=_mb(watch.peak_rss()),
+        rss_growth=round(watch.rss_growth(), 4),
+        fds=watch.fds(),
+        gateway_restarted=gw.process.returncode is not None or gw.process.pid != pid,
         **kw,
     )
 
@@ -211,7 +176,7 @@ def fault(
     read_timeout_s: float = 2.0,
 ) -> Row:
     """One fault on TorchServe (``latency``, ``reset``, ``blackhole``, ``down`` via the proxy; ``kill``: the real
-    server stopped, then restarted with ``services.stack restart``) under ``rate`` req/s with the failover policy."""
+    server stopped, then restarted with ``python -m stack restart``) under ``rate`` req/s with the failover policy."""
     with FaultProxy(stack.torch_port) as proxy:
         env = {
             "GATEWAY_TORCH_URL": proxy.url,
@@ -219,12 +184,12 @@ def fault(
             "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
         }
         with gateway(stack, log_dir, **env) as gw:
-            pid = gw.proc.pid
+            pid = gw.process.pid
             _run(gw.url, [Phase("warm", 2.0, rate)], 64)
             start_fault: Callable[[], None]
             end_fault: Callable[[], None]
             if kind == "kill":
-                start_fault = lambda: stop_service(stack.paths, "torch_api")  # noqa: E731
+                start_fault = lambda: stop_service(paths(stack), "torch_api")  # noqa: E731
                 end_fault = lambda: _restart(stack, "torch_api")  # noqa: E731
             else:
                 mode: Mode = kind  # type: ignore[assignment]
@@ -256,7 +221,7 @@ def fault(
                 "reset": "TorchServe connections reset",
                 "blackhole": f"TorchServe accepts, never answers (read timeout {read_timeout_s:g} s)",
                 "down": "TorchServe port refuses connections",
-                "kill": "TorchServe killed (SIGTERM), restarted with services.stack restart",
+                "kill": "TorchServe killed (SIGTERM), restarted with `python -m stack restart`",
             }[kind]
             return _row(
                 kind,
@@ -280,9 +245,8 @@ def fault(
 
 def _restart(stack: StackInfo, service: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.stack", "restart", service],
-        cwd=REPO, env={**os.environ, "STACK_RUN_DIR": str(stack.paths.run_dir),
-                       "STACK_LOG_DIR": str(stack.paths.log_dir)},
+        [sys.executable, "-m", "stack", "restart", service],
+        cwd=REPO, env={**os.environ, "STACK_RUN_DIR": str(stack.run_dir), "STACK_LOG_DIR": str(stack.log_dir)},
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -301,7 +265,7 @@ def overload(stack: StackInfo, log_dir: Path, *, max_concurrency: int = 4, secon
     env = {"GATEWAY_MAX_CONCURRENCY": str(max_concurrency)}
     cap = capacity(stack, log_dir, concurrency=max_concurrency, env=env)
     with gateway(stack, log_dir, **env) as gw:
-        pid = gw.proc.pid
+        pid = gw.process.pid
         _run(gw.url, [Phase("warm", 2.0, cap / 2)], 256)
         phases = [Phase("before", 5.0, cap / 2), Phase("during", seconds, 2 * cap), Phase("after", 10.0, cap / 2)]
         with Watch(pid, gw.url) as watch:
@@ -341,7 +305,7 @@ def soak(stack: StackInfo, log_dir: Path, *, seconds: float, share: float = 0.7,
     cap = capacity(stack, log_dir, concurrency=concurrency)
     rate = share * cap
     with gateway(stack, log_dir) as gw:
-        pid = gw.proc.pid
+        pid = gw.process.pid
         _run(gw.url, [Phase("warm", 10.0, rate)], 256)  # pools, histograms and caches filled first
         phases = [Phase("before", 1.0, rate), Phase("during", seconds, rate), Phase("after", 1.0, rate)]
         with Watch(pid, gw.url, interval_s=1.0) as watch:

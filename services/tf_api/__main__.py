@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 
+from contract.manifest import read_manifest
+from services.tf_api.config import ConfigError, check_batch_limits, load_batching
 from services.tf_api.settings import Settings, SettingsError, load_settings
 
 
@@ -30,6 +32,17 @@ def serve(settings: Settings) -> int:
     from services.tf_api.binary import BINARY, run
 
     settings.log_dir.mkdir(parents=True, exist_ok=True)
+    if settings.enable_batching:
+        try:  # both servers refuse a request larger than max_batch_size: it must take what the manifest allows
+            manifest = read_manifest(settings.artifacts, missing_ok=True)
+            check_batch_limits(
+                load_batching(settings.batching_config),
+                settings.batching_config,
+                {name: entry.max_batch for name, entry in manifest.models.items()},
+            )
+        except ConfigError as exc:
+            print(f"tf_api: {exc}", file=sys.stderr)
+            return 2
     binary = shutil.which(BINARY)
     if settings.server == "binary" and binary is None:
         print(f"tf_api: TF_API_SERVER=binary but {BINARY} is not on PATH", file=sys.stderr)

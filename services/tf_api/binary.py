@@ -2,17 +2,24 @@
 
 The binary reads the same models.config (its /models/ base paths rewritten to this
 machine's artifacts, see :func:`services.tf_api.config.write_native_config`),
-batching.config and monitoring.config, on the configured ports. It binds every
-interface (it has no host flag for REST). SIGTERM/SIGINT are passed on to it.
+batching.config and monitoring.config, on the configured ports. SIGTERM/SIGINT are
+passed on to it.
+
+It listens on every interface: TF Serving has no flag that chooses one (its server.cc
+binds gRPC to ``0.0.0.0:<port>`` and the REST server to the port on all addresses), so
+``TF_API_HOST`` does not apply to it. In Docker only the compose network reaches it (the
+ports are exposed, never published); natively nothing but the host's firewall does, which
+is why the launcher says so at start and the native stack defaults to the compatible
+server unless the binary is on PATH.
 """
 
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 from types import FrameType
 
+from services.process import Process
 from services.tf_api.config import write_native_config
 from services.tf_api.settings import Settings
 
@@ -36,19 +43,23 @@ def command(settings: Settings, binary: str, models_config: Path) -> list[str]:
 def run(settings: Settings, binary: str) -> int:
     """Start the binary, log to ``<log_dir>/tensorflow_model_server.log``, wait, return its exit code."""
     native = write_native_config(settings.models_config, settings.artifacts, settings.log_dir / "models.native.config")
-    log_path = settings.log_dir / "tensorflow_model_server.log"
-    cmd = command(settings, binary, native)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = Process(
+        BINARY,
+        command(settings, binary, native),
+        settings.log_dir / "tensorflow_model_server.log",
+        own_group=False,
+        append=True,
+    )
 
-        def forward(signum: int, frame: FrameType | None) -> None:
-            proc.send_signal(signum)
+    def forward(signum: int, frame: FrameType | None) -> None:
+        proc.signal(signum)
 
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        print(
-            f"tf_api: started {BINARY} (the TF Serving binary, pid {proc.pid}; its answers carry no X-TF-Server "
-            f"header); REST :{settings.rest_port} gRPC :{settings.grpc_port}; log {log_path}",
-            flush=True,
-        )
-        return proc.wait()
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    print(
+        f"tf_api: started {BINARY} (the TF Serving binary, pid {proc.pid}; its answers carry no X-TF-Server "
+        f"header); REST :{settings.rest_port} gRPC :{settings.grpc_port} on ALL interfaces (the binary cannot "
+        f"bind one; TF_API_HOST={settings.host} does not apply); log {proc.log}",
+        flush=True,
+    )
+    return proc.popen.wait()

@@ -60,12 +60,25 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """The four BatchingParameters knobs the compatible server honours (TF Serving's defaults)."""
+    """The BatchingParameters the compatible server honours (TF Serving's defaults).
+
+    ``max_batch_size`` is the largest task (request) accepted; with
+    ``enable_large_batch_splitting`` a batch runs at most ``max_execution_batch_size`` rows
+    and larger tasks are split across batches, otherwise a batch runs at most
+    ``max_batch_size`` rows.
+    """
 
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
     num_batch_threads: int = 4
     max_enqueued_batches: int = 10
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int = 10
+
+    @property
+    def execution_limit(self) -> int:
+        """Most rows one TF call runs."""
+        return self.max_execution_batch_size if self.enable_large_batch_splitting else self.max_batch_size
 
 
 @dataclass(frozen=True)
@@ -147,13 +160,28 @@ def load_batching(path: Path) -> BatchingConfig:
         batch_timeout_micros=_int(parsed, "batch_timeout_micros", defaults.batch_timeout_micros),
         num_batch_threads=_int(parsed, "num_batch_threads", defaults.num_batch_threads),
         max_enqueued_batches=_int(parsed, "max_enqueued_batches", defaults.max_enqueued_batches),
+        enable_large_batch_splitting=bool(parsed.enable_large_batch_splitting.value),
+        max_execution_batch_size=_int(parsed, "max_execution_batch_size", defaults.max_execution_batch_size),
     )
-    for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches"):
+    for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches", "max_execution_batch_size"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{path}: {name} must be at least 1")
     if config.batch_timeout_micros < 0:
         raise ConfigError(f"{path}: batch_timeout_micros must not be negative")
+    if config.enable_large_batch_splitting and config.max_execution_batch_size > config.max_batch_size:
+        raise ConfigError(f"{path}: max_execution_batch_size must not exceed max_batch_size (TF Serving's rule)")
     return config
+
+
+def check_batch_limits(config: BatchingConfig, path: Path, max_batches: dict[str, int]) -> None:
+    """:class:`ConfigError` naming the model whose manifest max batch the batching config would refuse."""
+    for model, max_batch in max_batches.items():
+        if max_batch > config.max_batch_size:
+            raise ConfigError(
+                f"{path}: max_batch_size {config.max_batch_size} refuses requests of model {model}, whose manifest "
+                f"allows {max_batch} instances; raise max_batch_size (with enable_large_batch_splitting) to at least "
+                f"{max_batch}"
+            )
 
 
 def load_monitoring(path: Path) -> MonitoringSettings:

@@ -23,8 +23,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from services.common.data import load_weights, require
-from services.common.specs import get_spec
+from contract.manifest import ModelEntry
+from contract.weights import load_weights, require
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -131,19 +131,19 @@ _BODIES: dict[str, Callable[[_Loader, keras.KerasTensor], keras.KerasTensor]] = 
 }
 
 
-def build(name: str, weights_path: Path, *, logits: bool = False) -> keras.Model:
-    """Keras model ``name`` with the weights in ``weights_path``.
+def build(entry: ModelEntry, weights_path: Path, *, logits: bool = False) -> keras.Model:
+    """Keras model of the built-in ``entry`` with the weights in ``weights_path``.
 
     Returns probabilities (sigmoid for ``mlp``, softmax otherwise), or the pre-activation
-    output when ``logits`` is true. :class:`~services.common.artifacts.ArtifactError`
+    output when ``logits`` is true. :class:`~contract.artifacts.ArtifactError`
     names the file when it is missing, corrupt or lacks an array.
     """
-    spec = get_spec(name)
+    (spec,), (output,) = entry.inputs, entry.outputs
     loader = _Loader(weights_path)
-    x = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name=spec.input_name)
-    out = _BODIES[name](loader, x)
+    x = keras.Input(shape=spec.shape, dtype=spec.dtype, name=spec.name)
+    out = _BODIES[entry.name](loader, x)
     if not logits:
-        out = layers.Activation("sigmoid" if name == "mlp" else "softmax", name=spec.output_name)(out)
-    model = keras.Model(x, out, name=name)
+        out = layers.Activation("sigmoid" if entry.name == "mlp" else "softmax", name=output.name)(out)
+    model = keras.Model(x, out, name=entry.name)
     loader.apply()
     return model

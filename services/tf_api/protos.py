@@ -45,6 +45,8 @@ def _build() -> tuple[Any, Any]:
             _field("thread_pool_name", 5, ".google.protobuf.StringValue"),
             _field("allowed_batch_sizes", 6, scalar=_FIELD.TYPE_INT64, repeated=True),
             _field("pad_variable_length_inputs", 7, scalar=_FIELD.TYPE_BOOL),
+            _field("enable_large_batch_splitting", 8, ".google.protobuf.BoolValue"),
+            _field("max_execution_batch_size", 9, int64),
         ]
     )
     prometheus = proto.message_type.add(name="PrometheusConfig")

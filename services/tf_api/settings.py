@@ -1,7 +1,7 @@
 """The tf_api service's settings: one pydantic-settings class read from ``TF_API_*`` variables.
 
-A bad value fails start-up with :class:`SettingsError`, whose message names the
-environment variable (not the field), e.g. ``TF_API_REST_PORT: Input should be less
+A bad value fails start-up with :class:`contract.settings.SettingsError`, whose message
+names the environment variable (not the field), e.g. ``TF_API_REST_PORT: Input should be less
 than or equal to 65535 (got '70000')``.
 """
 
@@ -10,18 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.artifacts import default_root
+from contract.artifacts import default_root
+from contract.settings import SettingsError, load
 from services.tf_api.config import DEFAULT_BATCHING_CONFIG, DEFAULT_MODELS_CONFIG, DEFAULT_MONITORING_CONFIG
 
 ENV_PREFIX = "TF_API_"
 REPO = Path(__file__).resolve().parents[2]
-
-
-class SettingsError(ValueError):
-    """A ``TF_API_*`` variable has a bad value; the message names it."""
 
 
 class Settings(BaseSettings):
@@ -58,12 +55,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (and ``overrides``); :class:`SettingsError` names the bad variable."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = [str(part) for part in error["loc"]]
-            name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
-            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})" if loc else error["msg"])
-        raise SettingsError("; ".join(problems)) from None
+    return load(Settings, **overrides)
+
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
+from contract.settings import SettingsError, load
 from services.torch_api.launcher import serve
 from services.torch_api.settings import TorchApiSettings
 
@@ -18,9 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="start TorchServe with duoserve's config and model store (foreground)")
     parser.parse_args(argv)
     try:
-        settings = TorchApiSettings()
-    except ValidationError as exc:
-        print(f"torch_api: bad settings:\n{exc}", file=sys.stderr)
+        settings = load(TorchApiSettings)
+    except SettingsError as exc:
+        print(f"torch_api: bad setting: {exc}", file=sys.stderr)
         return 2
     return serve(settings)
 

@@ -1,15 +1,18 @@
-"""TorchServe handler for every duoserve model: row-format JSON in, ``{"predictions": ...}`` out.
+"""TorchServe handler for every duoserve model: the contract's JSON in, TF Serving's answer shape out.
 
-Packed into each ``.mar`` together with ``spec.json`` (the model's input/output spec from
-the manifest) and ``duoserve_validation.py`` (a copy of ``services.common.validation``).
-The serialized file decides the runtime: ``*.pt`` runs as TorchScript, ``*.onnx`` in
-ONNX Runtime (the ``<model>_ort`` archives).
+Generic: nothing here knows a model. Each ``.mar`` carries ``model.json`` (the model's
+entry from the manifest: named inputs and outputs, dtypes, dynamic axes, max batch) and a
+copy of the ``contract`` package, whose :mod:`contract.tensors` checks every request the
+same way the gateway does. The serialized file decides the runtime: ``*.pt`` runs as
+TorchScript, ``*.onnx`` in ONNX Runtime (the ``<model>_ort`` archives).
 
-With server-side batching TorchServe hands ``handle`` several requests at once: the
-valid ones are stacked into one tensor, run once, and split back so each caller gets
-exactly its own rows, in order. A bad request gets its own 4xx with a JSON body in
-TorchServe's error shape (``{"code", "type", "message"}``) and does not disturb the
-others in its batch or the worker.
+Requests come as TF Serving's row format (``{"instances": [...]}``) or columnar format
+(``{"inputs": {...}}``); each answer mirrors its request's format (``predictions`` or
+``outputs``). With server-side batching TorchServe hands ``handle`` several requests at
+once: the valid ones whose tensors have the same shapes (a dynamic axis may differ from
+request to request) are stacked and run once, then split back so each caller gets exactly
+its own rows, in order. A bad request gets its own 4xx in TorchServe's error shape
+(``{"code", "type", "message"}``) without disturbing the others or the worker.
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-try:  # inside a .mar the validation module sits beside this file
-    import duoserve_validation as validation  # type: ignore[import-not-found]
-except ImportError:  # in the repository (tests, linters)
-    from services.common import validation
+from contract.manifest import ModelEntry
+from contract.tensors import InputError, Request, expected_text, parse_request, render_outputs, sample_inputs
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable that overrides the intra-op thread count of each worker.
 THREADS_ENV = "DUOSERVE_TORCH_THREADS"
+MODEL_JSON = "model.json"
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 def _threads_per_worker(workers: int) -> int:
@@ -42,59 +46,74 @@ def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def _shape_key(request: Request) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(a.shape[1:]) for a in request.arrays.values())
+
+
 class DuoserveHandler:
     """Validates, batches and runs one model in TorchScript or ONNX Runtime."""
 
     def __init__(self) -> None:
         self.initialized = False
-        self.spec: dict[str, Any] = {}
+        self.entry: ModelEntry | None = None
         self.runtime = ""
         self.device = "cpu"
-        self._run: Any = None
+        self._run: Runner | None = None
 
     def initialize(self, context: Any) -> None:
         """Load the model named by the archive, pick the device and threads, and warm up."""
         properties = context.system_properties
         model_dir = Path(properties["model_dir"])
-        self.spec = json.loads((model_dir / "spec.json").read_text())
+        self.entry = ModelEntry.model_validate_json((model_dir / MODEL_JSON).read_text())
         serialized = model_dir / context.manifest["model"]["serializedFile"]
         config = getattr(context, "model_yaml_config", None) or {}
-        workers = int(config.get("minWorkers", 1))
-        threads = _threads_per_worker(workers)
+        threads = _threads_per_worker(int(config.get("minWorkers", 1)))
         gpu_id = properties.get("gpu_id")
         if serialized.suffix == ".onnx":
-            self._load_onnx(serialized, gpu_id, threads)
+            self._run = self._load_onnx(serialized, gpu_id, threads)
         else:
-            self._load_torchscript(serialized, gpu_id, threads)
-        self._warm_up(int(config.get("batchSize", 1)))
+            self._run = self._load_torchscript(serialized, gpu_id, threads)
+        for rows in sorted({1, max(1, min(int(config.get("batchSize", 1)), self.entry.max_batch))}):
+            self._run(sample_inputs(self.entry, rows, seed=0))
         self.initialized = True
         logger.info(
             "duoserve: %s loaded with %s on %s, %d intra-op threads",
-            self.spec["name"],
+            self.entry.name,
             self.runtime,
             self.device,
             threads,
         )
 
-    def _load_torchscript(self, path: Path, gpu_id: Any, threads: int) -> None:
+    def _load_torchscript(self, path: Path, gpu_id: Any, threads: int) -> Runner:
         import torch
 
+        assert self.entry is not None
+        entry = self.entry
         torch.set_num_threads(threads)
         if gpu_id is not None and torch.cuda.is_available():
             self.device = f"cuda:{gpu_id}"
         module = torch.jit.load(str(path), map_location=self.device).eval()
         self.runtime = "torchscript"
 
-        def run(batch: np.ndarray) -> np.ndarray:
+        def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            inputs = [torch.from_numpy(arrays[name]).to(self.device) for name in entry.input_names]
             with torch.inference_mode():
-                out = module(torch.from_numpy(batch).to(self.device))
-            return out.float().cpu().numpy()
+                out = module(*inputs)
+            if isinstance(out, dict):
+                values = [out[name] for name in entry.output_names]
+            elif isinstance(out, (tuple, list)):
+                values = list(out)
+            else:
+                values = [out]
+            return {t.name: v.cpu().numpy() for t, v in zip(entry.outputs, values, strict=True)}
 
-        self._run = run
+        return run
 
-    def _load_onnx(self, path: Path, gpu_id: Any, threads: int) -> None:
+    def _load_onnx(self, path: Path, gpu_id: Any, threads: int) -> Runner:
         import onnxruntime as ort
 
+        assert self.entry is not None
+        names = self.entry.output_names
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -104,60 +123,61 @@ class DuoserveHandler:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.runtime = "onnxruntime"
-        input_name = self.spec["input_name"]
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            return np.asarray(session.run(None, {input_name: batch})[0], dtype=np.float32)
+        def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return dict(zip(names, (np.asarray(v) for v in session.run(names, arrays)), strict=True))
 
-        self._run = run
-
-    def _warm_up(self, batch_size: int) -> None:
-        shape = self.spec["input_shape"]
-        for n in sorted({1, max(1, min(batch_size, int(self.spec["max_batch"])))}):
-            self._run(np.zeros([n, *shape], dtype=np.float32))
+        return run
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:
-        """One answer per request in the batch: predictions, or that request's own error."""
+        """One answer per request in the batch: its outputs, or that request's own error."""
         start = time.perf_counter()
         answers: list[str | None] = [None] * len(data)
-        arrays: list[tuple[int, np.ndarray]] = []
-        for idx, request in enumerate(data):
+        groups: dict[tuple[tuple[int, ...], ...], list[tuple[int, Request]]] = {}
+        for idx, item in enumerate(data):
             try:
-                arrays.append((idx, self._parse(request)))
-            except validation.InputError as exc:
+                request = self._parse(item)
+            except InputError as exc:
                 answers[idx] = self._error(context, idx, exc.status, "InputError", exc.message)
-        if arrays:
-            try:
-                outputs = self._run(np.concatenate([a for _, a in arrays]))
-            except Exception:
-                logger.exception("duoserve: inference failed for %s", self.spec.get("name"))
-                for idx, _ in arrays:
-                    answers[idx] = self._error(context, idx, 500, "InternalServerException", "inference failed")
-            else:
-                offset = 0
-                for idx, array in arrays:
-                    rows = outputs[offset : offset + len(array)]
-                    offset += len(array)
-                    context.set_response_content_type(idx, "application/json")
-                    # how many requests shared this forward pass: batching made visible
-                    context.set_response_header(idx, "X-Batch-Requests", str(len(arrays)))
-                    answers[idx] = json.dumps({"predictions": rows.tolist()})
+                continue
+            groups.setdefault(_shape_key(request), []).append((idx, request))
+        for group in groups.values():
+            self._run_group(group, answers, context)
         logger.debug("duoserve: batch of %d requests in %.3f ms", len(data), 1e3 * (time.perf_counter() - start))
         return [a if a is not None else "" for a in answers]
 
-    def _parse(self, request: dict[str, Any]) -> np.ndarray:
-        body = request.get("body")
+    def _run_group(self, group: list[tuple[int, Request]], answers: list[str | None], context: Any) -> None:
+        """Run requests whose tensors share their shapes as one batch; split the outputs back."""
+        assert self._run is not None
+        names = list(group[0][1].arrays)
+        try:
+            merged = {n: np.concatenate([r.arrays[n] for _, r in group]) for n in names}
+            outputs = self._run(merged)
+        except Exception:
+            logger.exception("duoserve: inference failed for %s", self.entry.name if self.entry else "?")
+            for idx, _ in group:
+                answers[idx] = self._error(context, idx, 500, "InternalServerException", "inference failed")
+            return
+        offset = 0
+        for idx, request in group:
+            mine = {k: v[offset : offset + request.rows] for k, v in outputs.items()}
+            offset += request.rows
+            context.set_response_content_type(idx, "application/json")
+            # how many requests shared this forward pass: batching made visible
+            context.set_response_header(idx, "X-Batch-Requests", str(len(group)))
+            answers[idx] = json.dumps(render_outputs(mine, request.format))
+
+    def _parse(self, item: dict[str, Any]) -> Request:
+        assert self.entry is not None
+        body = item.get("body")
         if body is None:
-            body = request.get("data")
+            body = item.get("data")
         if body is None:
             # TorchServe turns form-encoded bodies into parameters: there is no body left
-            raise validation.InputError(
-                "request has no JSON body (send Content-Type: application/json); " + self._expected()
+            raise InputError(
+                "request has no JSON body (send Content-Type: application/json); " + expected_text(self.entry)
             )
-        return validation.parse_request(body, self.spec["name"], self.spec["input_shape"], int(self.spec["max_batch"]))
-
-    def _expected(self) -> str:
-        return validation.expected_text(self.spec["name"], self.spec["input_shape"], int(self.spec["max_batch"]))
+        return parse_request(body, self.entry)
 
     @staticmethod
     def _error(context: Any, idx: int, status: int, kind: str, message: str) -> str:

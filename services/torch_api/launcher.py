@@ -16,19 +16,19 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from services.common.artifacts import ArtifactError, load_manifest, verify
-from services.common.procs import terminate
+from contract.artifacts import ArtifactError
+from contract.keys import KEY_FILE, KeyFileError, read_keys
+from contract.manifest import read_manifest
+from services.process import Process, StartError, wait_until
 from services.torch_api.keyrefresh import refresh
 from services.torch_api.settings import TorchApiSettings
 
-KEY_FILE = "key_file.json"
 _ARCHIVES = (("mar", ""), ("mar_ort", "_ort"))
 #: Printed once every model has ready workers; the stack and the tests wait for it.
 READY_LINE = "torch_api: ready"
@@ -93,12 +93,6 @@ def java_command(settings: TorchApiSettings, config: Path, model_store: Path) ->
     ]
 
 
-def read_keys(run_dir: Path) -> dict[str, str]:
-    """``{"inference": key, "management": key, ...}`` from TorchServe's key file."""
-    data = json.loads((run_dir / KEY_FILE).read_text())
-    return {name: entry["key"] for name, entry in data.items() if isinstance(entry, dict) and "key" in entry}
-
-
 def _get_json(url: str, key: str | None = None, timeout: float = 5.0) -> Any:
     request = urllib.request.Request(url)
     if key:
@@ -109,7 +103,7 @@ def _get_json(url: str, key: str | None = None, timeout: float = 5.0) -> Any:
 
 def model_status(settings: TorchApiSettings, name: str) -> tuple[bool, str]:
     """(ready, detail) of one model from the management API."""
-    key = read_keys(settings.run_dir).get("management")
+    key = read_keys(settings.run_dir / KEY_FILE).get("management")
     base = f"http://{settings.host}:{settings.management_port}"
     try:
         info = _get_json(f"{base}/models/{name}", key)
@@ -133,12 +127,12 @@ def log_tail(log_dir: Path, lines: int = 40) -> str:
 
 def prepare(settings: TorchApiSettings) -> tuple[Path, Path, list[str]]:
     """Check the archives against the manifest and write the effective config; returns (config, store, models)."""
-    manifest = load_manifest(settings.artifacts)
+    manifest = read_manifest(settings.artifacts)
     store = (settings.artifacts / "model-store").resolve()
-    available = {f"{model}{suffix}": (model, kind) for model in manifest["models"] for kind, suffix in _ARCHIVES}
+    available = {f"{model}{suffix}": (model, kind) for model in manifest.models for kind, suffix in _ARCHIVES}
     models = settings.model_names(list(available))
     for name in models:
-        verify(settings.artifacts, *available[name], manifest)
+        manifest.verify(settings.artifacts, *available[name])
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.chmod(0o700)  # the key file is a secret
     settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -148,26 +142,37 @@ def prepare(settings: TorchApiSettings) -> tuple[Path, Path, list[str]]:
     return config, store, models
 
 
-def wait_ready(settings: TorchApiSettings, proc: subprocess.Popen[bytes], models: list[str]) -> None:
-    """Block until every model has READY workers; raise RuntimeError with the log tail otherwise."""
-    deadline = time.monotonic() + settings.ready_timeout_s
+def wait_ready(settings: TorchApiSettings, proc: Process, models: list[str]) -> None:
+    """Block until every model has READY workers; :class:`StartError` with the log tail otherwise."""
     pending = list(models)
-    detail = "not started"
-    while pending:
-        if proc.poll() is not None:
-            raise RuntimeError(f"TorchServe exited with {proc.returncode} during start-up")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"models not ready after {settings.ready_timeout_s:.0f} s: {pending} ({detail})")
-        try:
-            ready, detail = model_status(settings, pending[0])
-        except (OSError, ValueError, KeyError) as exc:
-            ready, detail = False, str(exc)
-        if ready:
+    detail = ["not started"]
+
+    def ready() -> bool:
+        while pending:
+            ok, detail[0] = model_status(settings, pending[0])
+            if not ok:
+                return False
             pending.pop(0)
-            continue
-        if "Failed to load model" in _tail_text(settings.log_dir / "ts_log.log") or "FAILED" in detail:
-            raise RuntimeError(f"model {pending[0]} failed to load ({detail})")
-        time.sleep(0.5)
+        return True
+
+    def failed() -> str | None:
+        if proc.exited():
+            return f"(TorchServe) {proc.exited()} during start-up"
+        if "Failed to load model" in _tail_text(settings.log_dir / "ts_log.log") or "FAILED" in detail[0]:
+            return f"could not load model {pending[0]} ({detail[0]})"
+        return None
+
+    try:
+        wait_until(
+            ready,
+            what="torch_api",
+            timeout_s=settings.ready_timeout_s,
+            failed=failed,
+            tail=lambda: log_tail(settings.log_dir),
+            interval_s=0.5,
+        )
+    except StartError as exc:
+        raise StartError(f"{exc} (waiting for {pending}: {detail[0]})") from None
 
 
 def _tail_text(path: Path, size: int = 20000) -> str:
@@ -186,14 +191,20 @@ def serve(settings: TorchApiSettings) -> int:
         print(f"torch_api: {exc}", file=sys.stderr)
         return 2
     env = dict(os.environ, LOG_LOCATION=str(settings.log_dir), METRICS_LOCATION=str(settings.log_dir))
-    stdout = (settings.log_dir / "stdout.log").open("ab")
-    proc = subprocess.Popen(
-        java_command(settings, config, store), cwd=settings.run_dir, env=env, stdout=stdout, stderr=subprocess.STDOUT
+    # Java stays in the launcher's process group: stopping the group stops both.
+    proc = Process(
+        "TorchServe",
+        java_command(settings, config, store),
+        settings.log_dir / "stdout.log",
+        env=env,
+        cwd=settings.run_dir,
+        own_group=False,
+        append=True,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        if proc.poll() is None:
-            proc.terminate()
+        if proc.returncode is None:
+            proc.signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -204,26 +215,26 @@ def serve(settings: TorchApiSettings) -> int:
     )
     try:
         wait_ready(settings, proc, models)
-    except RuntimeError as exc:
-        print(f"torch_api: {exc}\n{log_tail(settings.log_dir)}", file=sys.stderr, flush=True)
-        terminate(proc)
+    except StartError as exc:
+        print(f"torch_api: {exc}", file=sys.stderr, flush=True)
+        proc.stop()
         return 1
     print(f"{READY_LINE}; inference key in {settings.run_dir / KEY_FILE}", flush=True)
     code = _foreground(settings, proc)
-    terminate(proc)
+    proc.stop()
     return 0 if code in (0, -signal.SIGTERM, 143) else code
 
 
-def _foreground(settings: TorchApiSettings, proc: subprocess.Popen[bytes]) -> int:
+def _foreground(settings: TorchApiSettings, proc: Process) -> int:
     """Wait for TorchServe to exit, renewing the inference key at half its lifetime."""
     interval = settings.key_renew_s or settings.token_expiration_min * 60 / 2
     management = f"http://{settings.host}:{settings.management_port}"
     while True:
         try:
-            return proc.wait(timeout=interval)
+            return proc.popen.wait(timeout=interval)
         except subprocess.TimeoutExpired:
             try:
                 refresh(management, settings.run_dir / KEY_FILE)
                 print("torch_api: inference key renewed", flush=True)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, KeyFileError) as exc:
                 print(f"torch_api: inference key renewal failed: {exc}", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """The three served networks as PyTorch modules.
 
-Each module's ``forward`` takes the row-format input of its spec (``services.common.specs``)
+Each module's ``forward`` takes the row-format input of its contract (``stack/builtins.py``)
 and returns probabilities; ``logits`` returns the pre-activation output, which the
 parity tests compare as well because near-uniform probabilities hide errors.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.artifacts import default_root
+from contract.artifacts import default_root
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from services.common.artifacts import ArtifactError, atomic_file
-from services.common.data import digits_split, load_weights
+from contract.artifacts import ArtifactError, atomic_file
+from contract.weights import load_weights
+from services.datasets import digits_split
 from services.torch_api.models import ResNet18, SimpleNN, build
 
 SEEDS = {"mlp": 0, "digits": 1, "resnet": 2}

@@ -111,7 +111,7 @@ def test_dockerignore_keeps_generated_data_out() -> None:
 
 
 def test_gateway_image_runs_the_native_launch_command() -> None:
-    from services.stack import COMMANDS
+    from stack.native import COMMANDS
 
     instructions = dockerfile.parse(REPO / "gateway" / "Dockerfile")
     entrypoints = [ins for ins in instructions if ins.keyword == "ENTRYPOINT"]

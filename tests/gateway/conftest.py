@@ -21,10 +21,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from contract.manifest import Manifest, ModelEntry, TensorSpec
 from gateway import Settings, create_app
 from tests.utils.servers import free_port
 
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"input": [10], "output": [1], "max_batch": 8},
     "digits": {"input": [8, 8], "output": [10], "max_batch": 4},
 }
@@ -35,20 +36,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def entry(name: str) -> ModelEntry:
+    """The contract of a fake model: input ``x``, output ``probabilities``."""
+    m = MODELS[name]
+    return ModelEntry(
+        name=name,
+        description=f"test model {name}",
+        inputs=(TensorSpec(name="x", shape=tuple(m["input"]), value_range=(0, 1)),),
+        outputs=(TensorSpec(name="probabilities", shape=tuple(m["output"])),),
+        max_batch=m["max_batch"],
+    )
+
+
 @pytest.fixture
 def manifest_path(tmp_path: Path) -> Path:
-    models = {
-        name: {
-            "input": {"name": "x", "dtype": "float32", "shape": [None, *m["input"]], "value_range": [0, 1]},
-            "output": {"name": "probabilities", "dtype": "float32", "shape": [None, *m["output"]]},
-            "max_batch": m["max_batch"],
-            "description": f"test model {name}",
-        }
-        for name, m in MODELS.items()
-    }
     path = tmp_path / "artifacts" / "manifest.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps({"format": 1, "models": models}))
+    Manifest(models={name: entry(name) for name in MODELS}).write(path)
     return path
 
 
@@ -121,7 +124,7 @@ class Fake:
         if mode == "not_json":
             return web.Response(text="<html>oops</html>", content_type="text/html")
         if mode == "no_predictions":
-            return web.json_response({"outputs": []})
+            return web.json_response({"result": []})
         instances = json.loads(body)["instances"]
         preds = outputs(model, instances, self.offsets.get(backend, 0.0))
         if mode == "wrong_rows":

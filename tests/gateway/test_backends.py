@@ -130,8 +130,8 @@ async def test_models_and_readiness(fake: Fake, settings_for: Callable[..., Sett
         fake.modes["tf_status"] = "loading"
         tf_loading = (await client.get("/v1/models")).json()
     digits = models["models"]["digits"]
-    assert digits["input_shape"] == [None, 8, 8]
-    assert digits["output_shape"] == [None, 10]
+    assert digits["inputs"] == [{"name": "x", "dtype": "float32", "shape": [8, 8], "value_range": [0.0, 1.0]}]
+    assert digits["outputs"] == [{"name": "probabilities", "dtype": "float32", "shape": [10]}]
     assert digits["max_batch"] == 4
     assert digits["policy"]["policy"] == "fastest"
     assert digits["shadow"] == {"backend": "tf", "share": 0.1}

@@ -17,7 +17,7 @@ def test_argmax_agreement_and_max_abs_diff() -> None:
     a = np.array([[0.1, 0.9], [0.8, 0.2], [0.4, 0.6], [0.5, 0.5]])
     b = np.array([[0.2, 0.8], [0.3, 0.7], [0.4, 0.6], [0.5, 0.5]])
     c = np.array([[0.1, 0.9], [0.8, 0.2], [0.7, 0.3], [0.5, 0.5]])
-    result = agreement({"torch": a, "tf": b, "torch_ort": c})
+    result = agreement({"torch": {"y": a}, "tf": {"y": b}, "torch_ort": {"y": c}})
     assert result["max_abs_diff"] == pytest.approx(0.5)
     # rows 0 and 3 agree everywhere; row 1 (b differs) and row 2 (c differs) do not
     assert result["argmax_agreement"] == pytest.approx(0.5)
@@ -29,13 +29,21 @@ def test_argmax_agreement_and_max_abs_diff() -> None:
 
 def test_single_output_uses_the_half_threshold() -> None:
     assert classes(np.array([[0.49], [0.5], [0.99]])).tolist() == [0, 1, 1]
-    result = agreement({"a": np.array([[0.49], [0.7]]), "b": np.array([[0.51], [0.8]])})
+    result = agreement({"a": {"y": np.array([[0.49], [0.7]])}, "b": {"y": np.array([[0.51], [0.8]])}})
     assert result["argmax_agreement"] == pytest.approx(0.5)
     assert result["max_abs_diff"] == pytest.approx(0.1)
 
 
 def test_fewer_than_two_outputs() -> None:
-    assert agreement({"a": np.zeros((1, 2))}) == {"max_abs_diff": None, "argmax_agreement": None, "pairs": []}
+    assert agreement({"a": {"y": np.zeros((1, 2))}}) == {"max_abs_diff": None, "argmax_agreement": None, "pairs": []}
+
+
+def test_several_outputs_count_in_the_difference_and_the_first_picks_the_class() -> None:
+    a = {"logits": np.array([[0.0, 1.0]]), "pooled": np.array([[5.0, 5.0, 5.0]])}
+    b = {"logits": np.array([[0.1, 1.0]]), "pooled": np.array([[5.0, 5.5, 5.0]])}
+    result = agreement({"torch": a, "tf": b})
+    assert result["max_abs_diff"] == pytest.approx(0.5)  # from pooled
+    assert result["argmax_agreement"] == 1.0  # logits agree on class 1
 
 
 @pytest.mark.anyio

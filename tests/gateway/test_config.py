@@ -102,25 +102,17 @@ def test_launcher_exits_2_naming_the_variable(tmp_path: Path) -> None:
 def test_launcher_serves_and_exits_cleanly_on_sigterm(manifest_path: Path, tmp_path: Path) -> None:
     import signal
     import time
-    import urllib.request
 
-    from tests.utils.servers import ServerProcess, free_port
+    from services.process import http_probe
+    from tests.utils.servers import free_port, running
 
     port = free_port()
     env = {"GATEWAY_PORT": str(port), "GATEWAY_MANIFEST": str(manifest_path), "GATEWAY_TORCH_URL": "http://127.0.0.1:9"}
-    server = ServerProcess("gateway", [sys.executable, "-m", "gateway"], tmp_path / "gateway.log", env)
-    try:
-
-        def live() -> bool:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1) as resp:
-                return bool(resp.status == 200)
-
-        server.wait_ready(live, timeout=30)
-        server.proc.send_signal(signal.SIGTERM)
+    with running("gateway", ["-m", "gateway"], tmp_path / "gateway.log", env) as server:
+        server.wait_ready(http_probe(f"http://127.0.0.1:{port}/health/live"), timeout_s=30)
+        server.signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while server.proc.poll() is None and time.monotonic() < deadline:
+        while server.returncode is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert server.proc.returncode == 0, server.tail()
+        assert server.returncode == 0, server.tail()
         assert "Application shutdown complete" in server.tail()
-    finally:
-        server.stop()

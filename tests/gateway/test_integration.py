@@ -1,4 +1,4 @@
-"""The gateway in front of the real TorchServe and TF server (started by ``services.stack``)."""
+"""The gateway in front of the real TorchServe and TF server (started by ``python -m stack``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.artifacts import default_root, verify
-from services.common.specs import MODEL_NAMES, get_spec
+from contract.artifacts import default_root
+from contract.manifest import read_manifest
 from services.torch_api.train import load_model
+from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.utils.inputs import random_batch
 from tests.utils.stack import Stack
 
@@ -25,7 +26,7 @@ TOLERANCE = 1e-4
 
 @functools.cache
 def _eager(name: str) -> torch.nn.Module:
-    return load_model(name, verify(default_root(), name, "weights"))
+    return load_model(name, read_manifest(default_root()).verify(default_root(), name, "weights"))
 
 
 def _expected(name: str, x: np.ndarray) -> np.ndarray:
@@ -35,14 +36,14 @@ def _expected(name: str, x: np.ndarray) -> np.ndarray:
 
 def _post(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
     return httpx.post(
-        f"{stack.info['gateway']}{path}",
+        f"{stack.info.gateway}{path}",
         content=json.dumps(body),
         headers={"Content-Type": "application/json", **headers},
         timeout=120,
     )
 
 
-@pytest.mark.parametrize("model", MODEL_NAMES)
+@pytest.mark.parametrize("model", BUILTIN_NAMES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_on_each_backend_equals_the_in_process_model(stack: Stack, model: str, backend: str) -> None:
     n = 1 if model == "resnet" else 8
@@ -55,7 +56,7 @@ def test_predict_on_each_backend_equals_the_in_process_model(stack: Stack, model
     timing = dict(part.strip().split(";dur=") for part in response.headers["Server-Timing"].split(","))
     assert set(timing) == {"backend", "gateway"}
     predictions = np.asarray(body["predictions"], dtype=np.float32)
-    assert predictions.shape == (n, *get_spec(model).output_shape)
+    assert predictions.shape == (n, *BUILTINS[model].outputs[0].shape)
     assert float(np.abs(predictions - _expected(model, x)).max()) <= TOLERANCE
 
 
@@ -76,11 +77,11 @@ def test_compare_agrees_across_all_three_runtimes(stack: Stack, model: str) -> N
 
 
 def test_gateway_refuses_bad_input_before_any_backend(stack: Stack) -> None:
-    before = httpx.get(f"{stack.info['gateway']}/v1/stats").json()
+    before = httpx.get(f"{stack.info.gateway}/v1/stats").json()
     response = _post(stack, "/v1/models/digits/predict", {"instances": [[1.0, 2.0]]})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("instance 0 has shape [2]; model digits expects")
-    after = httpx.get(f"{stack.info['gateway']}/v1/stats").json()
+    after = httpx.get(f"{stack.info.gateway}/v1/stats").json()
     assert _count(after, "digits") == _count(before, "digits")
 
 
@@ -91,7 +92,7 @@ def _count(stats: dict[str, Any], model: str) -> int:
 def test_killed_backend_gives_503_then_recovers(stack: Stack) -> None:
     x = random_batch("mlp", 2)
     body = {"instances": x.tolist()}
-    from services.stack import StackPaths, stop_service
+    from stack.native import StackPaths, stop_service
 
     paths = StackPaths(stack.run_dir, stack.log_dir)
     stop_service(paths, "tf_api")

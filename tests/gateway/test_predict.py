@@ -87,8 +87,8 @@ async def test_real_tf_serving_is_told_apart(fake: Fake, settings_for: Callable[
     async with gateway(settings_for(fake)) as (client, _):
         resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 1), "backend": "tf"})
         stats = (await client.get("/v1/stats")).json()
-    assert resp.json()["server"] == "tensorflow-serving"
-    assert stats["models"]["mlp"]["tf"]["server"] == "tensorflow-serving"
+    assert resp.json()["server"] == "tensorflow_model_server"
+    assert stats["models"]["mlp"]["tf"]["server"] == "tensorflow_model_server"
 
 
 def _detail(resp: Any) -> str:
@@ -194,9 +194,9 @@ async def test_content_type_and_size_limits(fake: Fake, settings_for: Callable[.
         ("400", 400, ["answered 400: torch says no"]),
         ("500", 502, ["answered 500: boom"]),
         ("not_json", 502, ["non-JSON"]),
-        ("no_predictions", 502, ["without a predictions list"]),
-        ("wrong_rows", 502, ["shape [1, 1]; expected [2, 1]"]),
-        ("wrong_shape", 502, ["shape [2, 2]; expected [2, 1]"]),
+        ("no_predictions", 502, ["without predictions or outputs"]),
+        ("wrong_rows", 502, ["output probabilities has shape [1, 1]; expected [2, 1]"]),
+        ("wrong_shape", 502, ["output probabilities has shape [2, 2]; expected [2, 1]"]),
         ("reset", 503, ["unreachable"]),
     ],
 )

@@ -69,10 +69,10 @@ async def test_grpc_predict_readiness_and_errors(
         mode["error"] = "yes"
         refused = await client.post("/v1/models/digits/predict", json={"instances": rows})
     assert ok.status_code == 200, ok.text
-    assert ok.json()["server"] == "tf-grpc"
+    assert ok.json()["server"] == "tensorflow_model_server"  # the fake sends no X-TF-Server metadata
     assert np.allclose(ok.json()["predictions"], outputs("digits", np.float32(rows).tolist()))
     assert models["models"]["digits"]["backends"]["tf"]["ready"] is True
-    assert models["backends"]["tf"]["protocol"] == "tf-grpc"
+    assert models["backends"]["tf"]["protocol"] == "grpc"
     assert refused.status_code == 400
     assert refused.json()["detail"] == "backend tf answered gRPC INVALID_ARGUMENT: bad tensor"
 

@@ -1,20 +1,25 @@
 from __future__ import annotations
 
+from contract.manifest import ModelEntry, TensorSpec
 from loadtests import checks
+
+TWO = ModelEntry(
+    name="m", inputs=(TensorSpec(name="x", shape=(1,)),), outputs=(TensorSpec(name="y", shape=(2,)),), max_batch=4
+)
+ONE = TWO.model_copy(update={"outputs": (TensorSpec(name="y", shape=(1,)),)})
 
 
 def test_predict_answers() -> None:
-    assert checks.check_predict({"predictions": [[0.1, 0.9], [1, 0]]}, 2, 2) is None
-    assert checks.check_predict({"predictions": [[[0.5]]]}, 1, 1) is None  # nested rows count their numbers
-    assert checks.check_predict({"predictions": [[0.1, 0.9]]}, 2, 2) == "1 prediction rows for 2 instances"
-    assert checks.check_predict({"predictions": [[0.1]]}, 1, 2) == "row 0 has 1 values, expected 2"
-    assert checks.check_predict({"predictions": [["a", 1]]}, 1, 2) == "row 0 has non-numeric values, expected 2"
+    assert checks.check_predict({"predictions": [[0.1, 0.9], [1, 0]]}, TWO, 2) is None
+    assert checks.check_predict({"predictions": [0.5]}, ONE, 1) is None  # one value per row may come unwrapped
+    assert checks.check_predict({"outputs": [[0.1, 0.9]]}, TWO, 1) is None
+    assert checks.check_predict({"predictions": [[0.1, 0.9]]}, TWO, 2) == "output y has shape [1, 2]; expected [2, 2]"
+    assert checks.check_predict({"predictions": [[0.1]]}, TWO, 1) == "output y has shape [1, 1]; expected [1, 2]"
+    assert checks.check_predict({"predictions": [["a", 1]]}, TWO, 1) == "output y is not a numeric tensor"
+    assert checks.check_predict({"predictions": [[float("nan"), 1]]}, TWO, 1) == "output y holds NaN or infinite values"
+    assert checks.check_predict({"detail": "x"}, TWO, 1) == "the answer has neither predictions nor outputs"
     assert (
-        checks.check_predict({"predictions": [[float("nan"), 1]]}, 1, 2) == "row 0 has non-numeric values, expected 2"
-    )
-    assert checks.check_predict({"outputs": []}, 1, 2) == "answer has no 'predictions'"
-    assert (
-        checks.check_predict({"backend": "tf", "predictions": [[1]]}, 1, 1, "torch")
+        checks.check_predict({"backend": "tf", "predictions": [[1, 2]]}, TWO, 1, "torch")
         == "served by 'tf', asked for 'torch'"
     )
 
@@ -27,14 +32,16 @@ def test_compare_answers() -> None:
         ],
         "max_abs_diff": 3e-7,
     }
-    assert checks.check_compare(ok, 1, 2, ["tf", "torch"]) is None
+    assert checks.check_compare(ok, TWO, 1, ["tf", "torch"]) is None
     assert (
-        checks.check_compare({**ok, "max_abs_diff": 2e-4}, 1, 2, ["tf", "torch"])
+        checks.check_compare({**ok, "max_abs_diff": 2e-4}, TWO, 1, ["tf", "torch"])
         == "max_abs_diff 0.0002 exceeds 0.0001"
     )
-    assert "expected ['tf', 'torch', 'torch_ort']" in str(checks.check_compare(ok, 1, 2, ["torch", "torch_ort", "tf"]))
+    assert "expected ['tf', 'torch', 'torch_ort']" in str(
+        checks.check_compare(ok, TWO, 1, ["torch", "torch_ort", "tf"])
+    )
     failed = {**ok, "results": [ok["results"][0], {"backend": "tf", "error": {"status": 503}}]}
-    assert checks.check_compare(failed, 1, 2, ["tf", "torch"]) == "tf failed in compare: {'status': 503}"
+    assert checks.check_compare(failed, TWO, 1, ["tf", "torch"]) == "tf failed in compare: {'status': 503}"
 
 
 def test_gate() -> None:

@@ -53,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
             "TORCH_API_WORKER_PORT": str(random.randrange(200, 600) * 100),
         }
     )
-    cmd = [sys.executable, "-m", "services.stack"]
+    cmd = [sys.executable, "-m", "stack"]
     try:
         up = subprocess.run([*cmd, "up"], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
         if up.returncode != 0:
@@ -137,7 +137,7 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
     assert "TF server: **duoserve-compat**" in markdown or info["tf_server"] != "duoserve-compat"
 
     # /compare agreement (every compare in the run was checked by Locust; one more here, by hand)
-    spec = payload.load_input("digits")
+    spec = payload.load_model("digits")
     request = urllib.request.Request(
         f"{info['gateway']}/v1/models/digits/compare",
         data=payload.body(spec, 8, 3),

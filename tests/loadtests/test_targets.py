@@ -5,25 +5,31 @@ from pathlib import Path
 
 import pytest
 
+from contract.stackinfo import StackInfo
 from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
-
-STACK = {
-    "gateway": "http://127.0.0.1:8000/",
-    "torch": "http://127.0.0.1:8080",
-    "tf_rest": "http://127.0.0.1:8501",
-    "torch_key_file": None,
-    "tf_server": "duoserve-compat",
-    "gateway_backends": {"digits": ["torch", "tf"]},
-}
 
 
 @pytest.fixture
 def endpoints(tmp_path: Path) -> Endpoints:
     key_file = tmp_path / "key_file.json"
     key_file.write_text(json.dumps({"inference": {"key": "abc"}, "management": {"key": "never-used"}}))
-    stack = tmp_path / "stack.json"
-    stack.write_text(json.dumps({**STACK, "torch_key_file": str(key_file)}))
-    return Endpoints.from_stack_json(stack)
+    StackInfo(
+        gateway="http://127.0.0.1:8000/",
+        torch="http://127.0.0.1:8080",
+        torch_management="http://127.0.0.1:8081",
+        torch_metrics="http://127.0.0.1:8082",
+        torch_key_file=key_file,
+        torch_models="all",
+        tf_rest="http://127.0.0.1:8501",
+        tf_grpc="127.0.0.1:8500",
+        tf_server="duoserve-compat",
+        models=["digits"],
+        gateway_backends={"digits": ["torch", "tf"]},
+        run_dir=tmp_path,
+        log_dir=tmp_path,
+        artifacts=tmp_path,
+    ).write(tmp_path / "stack.json")
+    return Endpoints.from_stack_json(tmp_path / "stack.json")
 
 
 def test_hosts_and_paths(endpoints: Endpoints) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.wrk import parse
+from loadtests.wrk import parse
 
 OUTPUT = """\
 Running 8s test @ http://127.0.0.1:8080/predictions/mlp

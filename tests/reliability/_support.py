@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
-from services.common.artifacts import default_root
+from contract.artifacts import default_root
+from services.process import http_probe
 from tests.utils.inputs import random_batch
-from tests.utils.servers import ServerProcess, free_port, python_cmd
+from tests.utils.servers import Process, free_port, running
 from tests.utils.stack import Stack
 
 HOST = "127.0.0.1"
@@ -28,9 +29,9 @@ def digits_body(n: int = 1, seed: int = 0) -> bytes:
 
 @dataclass
 class Gateway:
-    """A ``python -m gateway`` we started; ``proc.proc.pid`` is its PID."""
+    """A ``python -m gateway`` we started."""
 
-    proc: ServerProcess
+    proc: Process
     port: int
 
     @property
@@ -39,7 +40,7 @@ class Gateway:
 
     @property
     def pid(self) -> int:
-        return self.proc.proc.pid
+        return self.proc.pid
 
     def tail(self) -> str:
         return self.proc.tail(40)
@@ -55,11 +56,11 @@ def gateway_env(stack: Stack, port: int, **overrides: str) -> dict[str, str]:
     env = {
         "GATEWAY_HOST": HOST,
         "GATEWAY_PORT": str(port),
-        "GATEWAY_TORCH_URL": stack.info["torch"],
-        "GATEWAY_TORCH_KEY_FILE": stack.info["torch_key_file"],
-        "GATEWAY_TF_URL": stack.info["tf_rest"],
+        "GATEWAY_TORCH_URL": stack.info.torch,
+        "GATEWAY_TORCH_KEY_FILE": str(stack.info.torch_key_file),
+        "GATEWAY_TF_URL": stack.info.tf_rest,
         "GATEWAY_MANIFEST": str(default_root() / "manifest.json"),
-        "GATEWAY_BACKENDS": json.dumps(stack.info["gateway_backends"]),
+        "GATEWAY_BACKENDS": json.dumps(stack.info.gateway_backends),
         "GATEWAY_LOG_LEVEL": "warning",
     }
     env.update(overrides)
@@ -70,13 +71,11 @@ def gateway_env(stack: Stack, port: int, **overrides: str) -> dict[str, str]:
 def running_gateway(stack: Stack, log_dir: Path, **overrides: str) -> Iterator[Gateway]:
     """Start a gateway with :func:`gateway_env`; wait (bounded) until it is live; stop it afterwards."""
     port = free_port()
-    proc = ServerProcess("gateway", python_cmd("-m", "gateway"), log_dir / f"gateway-{port}.log",
-                         gateway_env(stack, port, **overrides))  # fmt: skip
-    try:
-        proc.wait_ready(lambda: httpx.get(f"http://{HOST}:{port}/health/live", timeout=2).status_code == 200, 30)
+    with running(
+        "gateway", ["-m", "gateway"], log_dir / f"gateway-{port}.log", gateway_env(stack, port, **overrides)
+    ) as proc:
+        proc.wait_ready(http_probe(f"http://{HOST}:{port}/health/live"), timeout_s=30)
         yield Gateway(proc, port)
-    finally:
-        proc.stop()
 
 
 def raw_exchange(port: int, chunks: list[bytes], *, gap_s: float = 0.0, timeout_s: float = 10.0) -> bytes:

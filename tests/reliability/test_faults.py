@@ -29,7 +29,7 @@ RATE = 40.0
 @pytest.fixture
 def proxied(stack: Stack, tmp_path: Path) -> Iterator[tuple[FaultProxy, Gateway]]:
     """A fault proxy in front of TorchServe and a failover gateway behind it (read timeout 1 s, cooldown 1 s)."""
-    with FaultProxy(int(stack.info["torch"].rsplit(":", 1)[1])) as proxy:
+    with FaultProxy(int(stack.info.torch.rsplit(":", 1)[1])) as proxy:
         env = {
             "GATEWAY_TORCH_URL": proxy.url,
             "GATEWAY_POLICIES": FAILOVER,
@@ -73,7 +73,7 @@ def test_refused_or_reset_torchserve_fails_over_to_tf_and_comes_back(
     assert watch.first_change("torch", "open", run.t0 + run.phase_starts["during"]) is not None
     assert _tail_backends(run) == Counter({"torch": len(between(run.samples, run.phase_ends["after"] - 1, 1e9))})
     assert gateway.backends()["torch"]["circuit"] == "closed"
-    assert gateway.proc.proc.poll() is None  # the same gateway process throughout
+    assert gateway.proc.returncode is None  # the same gateway process throughout
     assert proxy.counters.reset > 0 or mode == "down"
 
 
@@ -97,7 +97,7 @@ def test_blackholed_torchserve_times_out_then_the_breaker_fails_over(proxied: tu
     probes = [s for s in after_open if s.status != OK]
     assert len(probes) <= (run.phase_starts["after"] - opened + run.t0) / 1.0 + 1, probes
     assert set(_tail_backends(run)) == {"torch"}
-    assert gateway.proc.proc.poll() is None
+    assert gateway.proc.returncode is None
 
 
 def test_slow_torchserve_still_serves_every_request(proxied: tuple[FaultProxy, Gateway]) -> None:
@@ -112,8 +112,8 @@ def test_slow_torchserve_still_serves_every_request(proxied: tuple[FaultProxy, G
 
 
 def test_killed_and_restarted_backend_under_load(stack: Stack, tmp_path: Path) -> None:
-    """The real TF server is stopped and restarted (services.stack) under load; failover tf -> torch covers it."""
-    from services.stack import StackPaths, stop_service
+    """The real TF server is stopped and restarted (python -m stack) under load; failover tf -> torch covers it."""
+    from stack.native import StackPaths, stop_service
 
     policy = json.dumps({"digits": {"policy": "failover", "order": ["tf", "torch"]}})
     paths = StackPaths(stack.run_dir, stack.log_dir)
@@ -141,6 +141,6 @@ def test_killed_and_restarted_backend_under_load(stack: Stack, tmp_path: Path) -
         back = run.actions_done["after"]
         assert back < run.phase_ends["after"] - 5, "tf_api took too long to restart for the check below"
         assert set(_tail_backends(run, 2.0)) == {"tf"}  # the primary serves again
-        assert gateway.proc.proc.poll() is None
+        assert gateway.proc.returncode is None
         assert gateway.pid == pid
         assert httpx.get(f"{gateway.url}/health/ready", timeout=10).status_code == 200

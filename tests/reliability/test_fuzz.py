@@ -51,7 +51,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(stack: Stack, mode: GenerationMode) -> None:
-    base = stack.info["gateway"]
+    base = stack.info.gateway
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     statuses: Counter[int] = Counter()
     skipped: list[str] = []

@@ -58,7 +58,7 @@ def _port(url: str) -> int:
 def _stack_survives(stack: Stack) -> Iterator[None]:
     """After every hostile case the stack's gateway still answers a good request."""
     yield
-    response = _post(stack.info["gateway"], digits_body())
+    response = _post(stack.info.gateway, digits_body())
     assert response.status_code == 200, f"{response.text}\n{stack.tails()}"
 
 
@@ -67,7 +67,7 @@ def test_declared_huge_body_is_refused_before_it_is_sent(stack: Stack) -> None:
         "POST /v1/models/digits/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {300 * 1024 * 1024}\r\n\r\n"
     )
-    raw = raw_exchange(_port(stack.info["gateway"]), [head.encode(), b'{"instances": ['], timeout_s=10)
+    raw = raw_exchange(_port(stack.info.gateway), [head.encode(), b'{"instances": ['], timeout_s=10)
     assert status_of(raw) == 413, raw[:300]
     assert body_of(raw)["detail"] == f"request body of {300 * 1024 * 1024} bytes exceeds the limit of 134217728 bytes"
 
@@ -92,20 +92,20 @@ def test_deeply_nested_json_is_422(stack: Stack) -> None:
         b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         b'{"instances": [' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"]}",
     ):
-        response = _post(stack.info["gateway"], body)
+        response = _post(stack.info.gateway, body)
         assert response.status_code == 422
         assert response.json()["detail"] == "request body is nested too deeply"
 
 
 def test_million_element_instance_is_422_naming_the_shape(stack: Stack) -> None:
-    response = _post(stack.info["gateway"], json.dumps({"instances": [[0.0] * 1_000_000]}).encode())
+    response = _post(stack.info.gateway, json.dumps({"instances": [[0.0] * 1_000_000]}).encode())
     assert response.status_code == 422
     assert response.json()["detail"].startswith("instance 0 has shape [1000000]; model digits expects")
     assert "each of shape [8, 8]" in response.json()["detail"]
 
 
 def test_million_elements_as_instances_is_413(stack: Stack) -> None:
-    response = _post(stack.info["gateway"], json.dumps({"instances": [[ZERO_ROW] * 8] * 15_625}).encode())
+    response = _post(stack.info.gateway, json.dumps({"instances": [[ZERO_ROW] * 8] * 15_625}).encode())
     assert response.status_code == 413
     assert response.json()["detail"].startswith('"instances" holds 15625 instances, more than 512;')
 
@@ -125,7 +125,7 @@ def test_million_elements_as_instances_is_413(stack: Stack) -> None:
     ],
 )
 def test_non_numbers_in_tensors_are_422(stack: Stack, value: str, message: str) -> None:
-    response = _post(stack.info["gateway"], _instance_with(value))
+    response = _post(stack.info.gateway, _instance_with(value))
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert detail.startswith(message), detail
@@ -142,7 +142,7 @@ def test_non_numbers_in_tensors_are_422(stack: Stack, value: str, message: str) 
     ],
 )
 def test_wrong_content_type_is_415(stack: Stack, headers: dict[str, str], shown: str) -> None:
-    response = _post(stack.info["gateway"], digits_body(), headers)
+    response = _post(stack.info.gateway, digits_body(), headers)
     assert response.status_code == 415
     assert response.json()["detail"] == f"Content-Type must be application/json, got {shown}"
 
@@ -155,11 +155,12 @@ def test_wrong_content_type_is_415(stack: Stack, headers: dict[str, str], shown:
         (b'{"instances": "\xff\xfe"}', 422, "request body is not UTF-8 JSON"),
         (b"[]", 422, "request body must be a JSON object; got list; model digits expects"),
         (b'{"instances": []}', 422, '"instances" is empty; model digits expects'),
-        (b'{"inputs": [[0]]}', 422, 'request body has no "instances"; model digits expects'),
+        (b'{"inputs": [[0]]}', 422, "inputs.x[0] has shape [1]; model digits expects"),
+        (b'{"examples": [[0]]}', 422, 'request body has no "instances"; model digits expects'),
     ],
 )
 def test_malformed_bodies_are_4xx(stack: Stack, body: bytes, status: int, start: str) -> None:
-    response = _post(stack.info["gateway"], body)
+    response = _post(stack.info.gateway, body)
     assert response.status_code == status, response.text
     assert response.json()["detail"].startswith(start)
 
@@ -187,7 +188,7 @@ def test_slow_or_missing_headers_are_cut_off_with_408(tight: Gateway, chunks: li
 
 @pytest.mark.parametrize("name", ["é😀", "数字", "digits\u202e", "digits\u0000", "%F0%9F%98%80", "a" * 2000])
 def test_unicode_and_odd_model_names_are_404(stack: Stack, name: str) -> None:
-    url = f"{stack.info['gateway']}/v1/models/{quote(name, safe='%')}/predict"
+    url = f"{stack.info.gateway}/v1/models/{quote(name, safe='%')}/predict"
     response = httpx.post(url, content=digits_body(), headers=JSON, timeout=30)
     assert response.status_code == 404, response.text
     detail = response.json()["detail"]
@@ -217,7 +218,7 @@ TRAVERSALS = [
 def test_path_traversal_and_management_paths_are_404_and_never_reach_torchserve(stack: Stack, method: str) -> None:
     access_log = Path(stack.log_dir) / "torch_api" / "access_log.log"
     before = access_log.read_text(errors="replace").splitlines() if access_log.exists() else []
-    port = _port(stack.info["gateway"])
+    port = _port(stack.info.gateway)
     for path in TRAVERSALS:
         body = digits_body()
         head = (

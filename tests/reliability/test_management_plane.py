@@ -42,12 +42,12 @@ PUBLISHERS = {"gateway", "locust-master", "grafana"}
 
 
 def _torch_keys(stack: Stack) -> dict[str, str]:
-    data = json.loads(Path(stack.info["torch_key_file"]).read_text())
+    data = json.loads(stack.info.torch_key_file.read_text())
     return {name: str(entry["key"]) for name, entry in data.items()}
 
 
 def test_gateway_routes_are_only_the_public_api(stack: Stack) -> None:
-    schema = httpx.get(f"{stack.info['gateway']}/openapi.json", timeout=10).json()
+    schema = httpx.get(f"{stack.info.gateway}/openapi.json", timeout=10).json()
     found = {(path, method) for path, item in schema["paths"].items() for method in item}
     assert found == ROUTES
 
@@ -104,7 +104,7 @@ def test_allowed_urls_admits_only_the_local_model_store(stack: Stack) -> None:
 
 
 def test_tf_rest_port_enforces_its_body_limit(stack: Stack) -> None:
-    port = int(stack.info["tf_rest"].rsplit(":", 1)[1])
+    port = int(stack.info.tf_rest.rsplit(":", 1)[1])
     head = (
         "POST /v1/models/digits:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {300 * 1024 * 1024}\r\n\r\n"

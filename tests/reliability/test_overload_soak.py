@@ -42,7 +42,7 @@ def test_overload_sheds_with_503_and_retry_after_and_recovers(stack: Stack, tmp_
         assert {s.status for s in after} == {OK}
         # memory stays bounded: nothing queues without limit
         assert watch.peak_rss() - watch.process[0].rss_bytes < 100 * 2**20
-        assert gateway.proc.proc.poll() is None
+        assert gateway.proc.returncode is None
         body = digits_body()
         answer = shed.post(url, content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code == OK

@@ -30,7 +30,7 @@ NOT_ACCEPTED = {"ClientConnectorError", "ServerDisconnectedError", "ClientOSErro
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(stack: Stack, tmp_path: Path) -> None:
-    tf_port = int(stack.info["tf_rest"].rsplit(":", 1)[1])
+    tf_port = int(stack.info.tf_rest.rsplit(":", 1)[1])
     with (
         FaultProxy(tf_port, latency_s=1.5) as slow_tf,
         running_gateway(stack, tmp_path, GATEWAY_TF_URL=slow_tf.url) as gateway,
@@ -63,7 +63,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(stack: Stac
             thread.join(20)
         assert refused, "new connections must be refused once SIGTERM arrived"
         assert results == [200] * 6, f"{results}\n{gateway.tail()}"
-        assert gateway.proc.proc.wait(15) == 0
+        assert gateway.proc.popen.wait(15) == 0
 
 
 def test_sigterm_under_load_loses_no_accepted_request(stack: Stack, tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_sigterm_under_load_loses_no_accepted_request(stack: Stack, tmp_path: Pa
             Phase("stopping", 2.0, 60, lambda: os.kill(gateway.pid, signal.SIGTERM)),
         ]
         run = asyncio.run(drive(url, digits_body(), phases, concurrency=64, fresh_connections=True))
-        assert gateway.proc.proc.wait(15) == 0
+        assert gateway.proc.popen.wait(15) == 0
     stop = run.phase_starts["stopping"]
     outcomes = Counter((s.status, s.error) for s in run.samples)
     print(f"shutdown under load: {dict(outcomes)}")

@@ -12,15 +12,19 @@ import pytest
 import tensorflow as tf
 import torch
 
-from services.common.artifacts import verify
-from services.common.data import digits_split
-from services.common.specs import MODEL_NAMES, get_spec
+from contract.manifest import read_manifest
+from services.datasets import digits_split
 from services.tf_api import models as keras_models
 from services.torch_api.train import load_model
+from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.utils.inputs import random_batch
 
 TOLERANCE = 1e-4
 BATCH_SIZES = (1, 7, 32)
+
+
+def verify(root: Path, name: str, kind: str) -> Path:
+    return read_manifest(root).verify(root, name, kind)
 
 
 @functools.cache
@@ -29,7 +33,7 @@ def _eager(root: Path, name: str) -> torch.nn.Module:
 
 
 def _runners(root: Path, name: str) -> dict[str, object]:
-    spec = get_spec(name)
+    (spec,), (output,) = BUILTINS[name].inputs, BUILTINS[name].outputs
     script = torch.jit.load(str(verify(root, name, "torchscript"))).eval()
     session = ort.InferenceSession(str(verify(root, name, "onnx")), providers=["CPUExecutionProvider"])
     saved = tf.saved_model.load(str(verify(root, name, "tf"))).signatures["serving_default"]
@@ -39,25 +43,25 @@ def _runners(root: Path, name: str) -> dict[str, object]:
             return script(torch.from_numpy(x)).numpy()
 
     def onnxruntime(x: np.ndarray) -> np.ndarray:
-        return session.run([spec.output_name], {spec.input_name: x})[0]
+        return session.run([output.name], {spec.name: x})[0]
 
     def savedmodel(x: np.ndarray) -> np.ndarray:
-        return saved(**{spec.input_name: tf.constant(x)})[spec.output_name].numpy()
+        return saved(**{spec.name: tf.constant(x)})[output.name].numpy()
 
     return {"torchscript": torchscript, "onnxruntime": onnxruntime, "savedmodel": savedmodel}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_every_runtime_matches_eager_pytorch(artifacts_root: Path, name: str) -> None:
-    spec = get_spec(name)
+    (output,) = BUILTINS[name].outputs
     eager = _eager(artifacts_root, name)
     runners = _runners(artifacts_root, name)
     for n in BATCH_SIZES:
         x = random_batch(name, n, seed=100 + n)
         with torch.no_grad():
             expected = eager(torch.from_numpy(x)).numpy()
-        assert expected.shape == (n, *spec.output_shape)
+        assert expected.shape == (n, *output.shape)
         for runtime, run in runners.items():
             actual = run(x)  # type: ignore[operator]
             assert actual.shape == expected.shape, (runtime, n)
@@ -66,11 +70,11 @@ def test_every_runtime_matches_eager_pytorch(artifacts_root: Path, name: str) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_keras_logits_match_pytorch_logits(artifacts_root: Path, name: str) -> None:
     """Probabilities can hide a layout bug behind a saturated softmax; logits cannot."""
     eager = _eager(artifacts_root, name)
-    keras_model = keras_models.build(name, verify(artifacts_root, name, "weights"), logits=True)
+    keras_model = keras_models.build(BUILTINS[name], verify(artifacts_root, name, "weights"), logits=True)
     x = random_batch(name, 7, seed=7)
     with torch.no_grad():
         expected = eager.logits(torch.from_numpy(x)).numpy()  # type: ignore[operator]

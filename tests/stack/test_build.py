@@ -1,19 +1,18 @@
-"""Atomic writes, hashing, and trust: a corrupt or stale artifact is named, then repaired."""
+"""``make artifacts``: atomic writes, hashing and trust; a corrupt or stale artifact is named, then repaired."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from services import build as build_mod
-from services.common import artifacts
-from services.common.artifacts import ArtifactError, artifact_path, atomic_dir, atomic_file, verify
-from services.common.data import load_weights
-from services.common.specs import MODEL_NAMES, get_spec
+from contract import artifacts
+from contract.artifacts import ArtifactError, artifact_path, atomic_dir, atomic_file
+from contract.manifest import ArtifactRecord, Manifest, read_manifest
+from contract.weights import load_weights
+from stack import build as build_mod
+from stack.builtins import BUILTIN_NAMES, BUILTINS
 
 
 def test_atomic_file_leaves_old_file_on_error(tmp_path: Path) -> None:
@@ -57,46 +56,47 @@ def test_sha256_of_directory_depends_on_names_and_contents(tmp_path: Path) -> No
         artifacts.sha256_path(tmp_path / "nope")
 
 
-def test_manifest_describes_every_model(artifacts_root: Path, manifest: dict[str, Any]) -> None:
-    assert set(manifest["models"]) == set(MODEL_NAMES)
-    for name in MODEL_NAMES:
-        spec = get_spec(name)
-        entry = manifest["models"][name]
-        assert entry["input"] == {
-            "name": "x",
-            "shape": [None, *spec.input_shape],
-            "dtype": "float32",
-            "value_range": list(spec.value_range),
-        }
-        assert entry["output"] == {"name": "probabilities", "shape": [None, *spec.output_shape], "dtype": "float32"}
-        assert entry["max_batch"] == spec.max_batch
-        assert set(entry["artifacts"]) == set(artifacts.LAYOUT)
-        for kind in artifacts.LAYOUT:
-            assert verify(artifacts_root, name, kind, manifest) == artifact_path(artifacts_root, name, kind)
-    assert build_mod.plan(artifacts_root, list(MODEL_NAMES), manifest) == []
+def test_manifest_describes_every_built_in_model(artifacts_root: Path, manifest: Manifest) -> None:
+    assert set(manifest.models) >= set(BUILTIN_NAMES)
+    for name in BUILTIN_NAMES:
+        entry = manifest.model(name)
+        assert entry.contract() == BUILTINS[name].contract()
+        assert entry.origin == "builtin"
+        assert [(t.name, t.dtype) for t in entry.inputs] == [("x", "float32")]
+        assert [(t.name, t.dtype) for t in entry.outputs] == [("probabilities", "float32")]
+        assert set(entry.artifacts) == set(artifacts.LAYOUT)
+        for kind, record in entry.artifacts.items():
+            assert manifest.verify(artifacts_root, name, kind) == artifact_path(artifacts_root, name, kind)
+            assert set(record.sources) == set(build_mod.STAGE_BY_KIND[kind].sources)
+    assert manifest.model("digits").metrics["heldout_accuracy"] >= 0.97
+    assert build_mod.plan(artifacts_root, list(BUILTIN_NAMES), manifest) == []
 
 
 def test_verify_names_the_file_that_disagrees(tmp_path: Path) -> None:
     (tmp_path / "weights").mkdir()
     weights = tmp_path / "weights" / "mlp.npz"
     weights.write_bytes(b"abc")
-    manifest = {"format": 1, "models": {"mlp": {"artifacts": {"weights": {"sha256": "0" * 64}}}}}
+    record = ArtifactRecord(path="weights/mlp.npz", sha256="0" * 64, recipe=artifacts.sha256_text("x"))
+    manifest = Manifest(models={"mlp": BUILTINS["mlp"].model_copy(update={"artifacts": {"weights": record}})})
     with pytest.raises(ArtifactError, match=r"weights/mlp\.npz: sha256 .* disagrees with the manifest"):
-        verify(tmp_path, "mlp", "weights", manifest)
+        manifest.verify(tmp_path, "mlp", "weights")
     with pytest.raises(ArtifactError, match=r"torchscript/mlp\.pt: not listed"):
-        verify(tmp_path, "mlp", "torchscript", manifest)
+        manifest.verify(tmp_path, "mlp", "torchscript")
     weights.unlink()
     with pytest.raises(ArtifactError, match=r"weights/mlp\.npz: missing"):
-        verify(tmp_path, "mlp", "weights", manifest)
+        manifest.verify(tmp_path, "mlp", "weights")
 
 
-def test_manifest_missing_or_corrupt_is_named(tmp_path: Path) -> None:
+def test_manifest_missing_corrupt_or_old_is_named(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"manifest\.json: missing; run `make artifacts`"):
-        artifacts.load_manifest(tmp_path)
+        read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ArtifactError, match=r"manifest\.json: unreadable"):
-        artifacts.load_manifest(tmp_path)
-    assert artifacts.load_manifest(tmp_path, missing_ok=True)["models"] == {}
+    with pytest.raises(ArtifactError, match=r"manifest\.json: not a valid manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": 1, "models": {}}')
+    with pytest.raises(ArtifactError, match=r"manifest\.json: format 1, not 2; run `make artifacts`"):
+        read_manifest(tmp_path)
+    assert read_manifest(tmp_path, missing_ok=True).models == {}
 
 
 def test_corrupt_weights_file_is_named(tmp_path: Path) -> None:
@@ -109,7 +109,9 @@ def test_corrupt_weights_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_keras_side_names_a_corrupt_or_incomplete_weights_file(tmp_path: Path, artifacts_root: Path) -> None:
+def test_keras_side_names_a_corrupt_or_incomplete_weights_file(
+    tmp_path: Path, artifacts_root: Path, manifest: Manifest
+) -> None:
     import numpy as np
 
     from services.tf_api.models import build
@@ -117,56 +119,79 @@ def test_keras_side_names_a_corrupt_or_incomplete_weights_file(tmp_path: Path, a
     bad = tmp_path / "mlp.npz"
     bad.write_bytes(b"garbage")
     with pytest.raises(ArtifactError, match=r"mlp\.npz: weights file corrupt"):
-        build("mlp", bad)
-    arrays = load_weights(verify(artifacts_root, "mlp", "weights"))
+        build(BUILTINS["mlp"], bad)
+    arrays = load_weights(manifest.verify(artifacts_root, "mlp", "weights"))
     del arrays["fc2.bias"]
     np.savez(bad, **arrays)
     with pytest.raises(ArtifactError, match=r"mlp\.npz: weights file has no array 'fc2.bias'"):
-        build("mlp", bad)
+        build(BUILTINS["mlp"], bad)
 
 
-@pytest.mark.slow
-def test_build_repairs_corrupt_interrupted_and_stale_artifacts(tmp_path: Path, artifacts_root: Path) -> None:
-    root = tmp_path / "artifacts"
-    # start from the real mlp artifacts (a full mlp build costs two framework start-ups)
+def _copy_mlp(artifacts_root: Path, root: Path, manifest: Manifest) -> None:
     for kind in artifacts.LAYOUT:
         src, dst = artifact_path(artifacts_root, "mlp", kind), artifact_path(root, "mlp", kind)
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    real = json.loads((artifacts_root / "manifest.json").read_text())
-    artifacts.write_json(root / "manifest.json", {"format": 1, "models": {"mlp": real["models"]["mlp"]}})
-    assert build_mod.plan(root, ["mlp"], artifacts.load_manifest(root)) == []
+    Manifest(models={"mlp": manifest.model("mlp")}).write(root / "manifest.json")
+
+
+@pytest.mark.slow
+def test_build_repairs_corrupt_interrupted_and_stale_artifacts(
+    tmp_path: Path, artifacts_root: Path, manifest: Manifest
+) -> None:
+    root = tmp_path / "artifacts"
+    _copy_mlp(artifacts_root, root, manifest)  # a full mlp build costs two framework start-ups
+    assert build_mod.plan(root, ["mlp"], read_manifest(root)) == []
 
     # corrupt weights: named by verify, flagged by plan with everything downstream
     weights = artifact_path(root, "mlp", "weights")
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ArtifactError, match=r"weights/mlp\.npz: sha256"):
-        verify(root, "mlp", "weights")
-    jobs = build_mod.plan(root, ["mlp"], artifacts.load_manifest(root))
-    assert jobs[0] == ("mlp", "weights", "hash disagrees with the manifest")
+        read_manifest(root).verify(root, "mlp", "weights")
+    jobs = build_mod.plan(root, ["mlp"], read_manifest(root))
+    assert jobs[0] == ("mlp", "weights", "its hash disagrees with the manifest (corrupt or half-written)")
+    assert jobs[1] == ("mlp", "torchscript", "its input weights is rebuilt")
     assert [kind for _, kind, _ in jobs] == ["weights", "torchscript", "onnx", "mar", "mar_ort", "tf"]
 
     # an interrupted export: the SavedModel directory half gone, a temp file left behind
     shutil.rmtree(artifact_path(root, "mlp", "tf") / "variables")
     (root / "onnx" / ".mlp.onnx.abc.tmp").write_bytes(b"half")
 
-    manifest = build_mod.build(root, ["mlp"])
+    rebuilt = build_mod.build(root, ["mlp"])
     for kind in artifacts.LAYOUT:
-        verify(root, "mlp", kind, manifest)
-    assert build_mod.plan(root, ["mlp"], manifest) == []
+        rebuilt.verify(root, "mlp", kind)
+    assert build_mod.plan(root, ["mlp"], rebuilt) == []
     assert load_weights(weights).keys() == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
 
 
-def test_source_change_makes_stage_stale(tmp_path: Path, artifacts_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    manifest = artifacts.load_manifest(artifacts_root)
-    handler_copy = tmp_path / "handler.py"
-    handler_copy.write_text(build_mod._MAR[0].read_text() + "\n# changed\n")
+def test_a_changed_source_names_itself_and_makes_only_its_stages_stale(
+    tmp_path: Path, artifacts_root: Path, manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = "services/torch_api/handler.py"
+    copy = tmp_path / "handler.py"
+    copy.write_text((build_mod.REPO / handler).read_text() + "\n# changed\n")
     stages = tuple(
-        build_mod.Stage(
-            s.kind, s.side, tuple(handler_copy if p == build_mod._MAR[0] else p for p in s.sources), s.inputs
-        )
+        build_mod.Stage(s.kind, s.side, tuple(str(copy) if p == handler else p for p in s.sources), s.inputs)
         for s in build_mod.STAGES
     )
     monkeypatch.setattr(build_mod, "STAGES", stages)
     jobs = build_mod.plan(artifacts_root, ["digits"], manifest)
-    assert [(kind, reason) for _, kind, reason in jobs] == [("mar", "sources changed"), ("mar_ort", "sources changed")]
+    reason = f"sources changed: {copy}, {handler}"
+    assert [(kind, why) for _, kind, why in jobs] == [("mar", reason), ("mar_ort", reason)]
+
+
+def test_a_changed_contract_makes_every_stage_stale(
+    artifacts_root: Path, manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(build_mod.BUILTINS, "mlp", BUILTINS["mlp"].model_copy(update={"max_batch": 7}))
+    jobs = build_mod.plan(artifacts_root, ["mlp"], manifest)
+    assert [kind for _, kind, _ in jobs] == list(artifacts.LAYOUT)
+    assert jobs[0][2] == "the model's inputs, outputs or max batch changed"
+
+
+def test_check_lists_stale_artifacts(tmp_path: Path, artifacts_root: Path, manifest: Manifest) -> None:
+    root = tmp_path / "artifacts"
+    _copy_mlp(artifacts_root, root, manifest)
+    assert build_mod.main(["--root", str(root), "--model", "mlp", "--check"]) == 0
+    artifact_path(root, "mlp", "onnx").unlink()
+    assert build_mod.main(["--root", str(root), "--model", "mlp", "--check"]) == 1

@@ -1,15 +1,14 @@
-"""Seeded model inputs for tests."""
+"""Seeded model inputs for tests, from the built-in models' contracts."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from services.common.specs import get_spec
+from contract.tensors import sample_inputs
+from stack.builtins import BUILTINS
 
 
 def random_batch(model: str, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` float32 instances of ``model`` drawn uniformly from the spec's value range."""
-    spec = get_spec(model)
-    low, high = spec.value_range
-    rng = np.random.default_rng(seed)
-    return rng.uniform(low, high, size=(n, *spec.input_shape)).astype(np.float32)
+    """``n`` instances of a built-in model's single input, drawn from its contract's value range."""
+    entry = BUILTINS[model]
+    return sample_inputs(entry, n, seed)[entry.input_names[0]]

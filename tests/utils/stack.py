@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from services.torch_api.launcher import read_keys
+from contract.keys import read_key
+from contract.stackinfo import StackInfo
 from tests.utils.servers import REPO, free_port, log_tail, torchserve_worker_port
 
 SERVICES = ("torch_api", "tf_api", "gateway")
@@ -22,16 +22,16 @@ SERVICES = ("torch_api", "tf_api", "gateway")
 class Stack:
     """A running stack: its ``stack.json``, environment and directories."""
 
-    info: dict[str, Any]
+    info: StackInfo
     env: dict[str, str]
     run_dir: Path
     log_dir: Path
     pids: dict[str, int] = field(default_factory=dict)
 
     def command(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-        """Run ``python -m services.stack ARGS`` with this stack's environment."""
+        """Run ``python -m stack ARGS`` with this stack's environment."""
         return subprocess.run(
-            [sys.executable, "-m", "services.stack", *args],
+            [sys.executable, "-m", "stack", *args],
             cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
@@ -40,7 +40,7 @@ class Stack:
         return "\n".join(f"--- {s} ---\n{log_tail(self.log_dir / s / 'launcher.log', 30)}" for s in SERVICES)
 
     def key(self) -> str:
-        return read_keys(Path(self.info["torch_key_file"]).parent)["inference"]
+        return read_key(self.info.torch_key_file)
 
 
 def _alive(pid: int) -> bool:
@@ -53,7 +53,7 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def running_stack(base: Path, torch_models: str = "all") -> Iterator[Stack]:
-    """``services.stack up`` on free ports under ``base``; ``down`` afterwards, checking nothing is left."""
+    """``python -m stack up`` on free ports under ``base``; ``down`` afterwards, checking nothing is left."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     names = ["TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
@@ -66,12 +66,12 @@ def running_stack(base: Path, torch_models: str = "all") -> Iterator[Stack]:
         STACK_RUN_DIR=str(base / "run"),
         STACK_LOG_DIR=str(base / "logs"),
     )
-    stack = Stack({}, env, base / "run", base / "logs")
+    stack = Stack(None, env, base / "run", base / "logs")  # type: ignore[arg-type]  # set once it is up
     started = stack.command("up")
     try:
         if started.returncode != 0:
             raise RuntimeError(f"stack up failed ({started.returncode}):\n{started.stdout}\n{started.stderr}")
-        stack.info = json.loads((stack.run_dir / "stack.json").read_text())
+        stack.info = StackInfo.read(stack.run_dir / "stack.json")
         stack.pids = json.loads((stack.run_dir / "stack.pids.json").read_text())
         yield stack
     finally:

@@ -1,14 +1,21 @@
 """Server-side batching: concurrent requests' rows run as one TF call, split back in order.
 
 Modelled on TF Serving's batch scheduler, configured by the same BatchingParameters:
-each (model, version, signature) has a queue of batches; a task joins the open batch
-if its rows fit under ``max_batch_size`` (else a new batch opens); a batch runs when it
-is full or ``batch_timeout_micros`` after it opened, on one of ``num_batch_threads``
-threads; while every thread is busy, newly arriving tasks keep filling the open batch,
-so batches grow with load. More than ``max_enqueued_batches`` batches waiting gives
-UNAVAILABLE (HTTP 503) with TF Serving's text. A task larger than ``max_batch_size``
-runs as a batch of its own (TF Serving would refuse it unless large-batch splitting
-is on). The TF call always runs in a thread, never on the event loop.
+each (model, version, signature) has a queue of batches; a task joins the open batch if
+its rows fit (else a new batch opens); a batch runs when it is full or
+``batch_timeout_micros`` after it opened, on one of ``num_batch_threads`` threads; while
+every thread is busy, newly arriving tasks keep filling the open batch, so batches grow
+with load. More than ``max_enqueued_batches`` batches waiting gives UNAVAILABLE (HTTP 503)
+with TF Serving's text.
+
+As in TF Serving, a task larger than ``max_batch_size`` is refused (INVALID_ARGUMENT,
+"Task size N is larger than maximum input batch size M"). With
+``enable_large_batch_splitting`` a task may be larger than one execution batch: it is cut
+into pieces that fill the open batch and then new ones of at most
+``max_execution_batch_size`` rows, and the caller gets its rows back whole and in order.
+Only tasks whose inputs have the same per-row shapes share a batch (a dynamic axis may
+differ between requests; the compatible server never pads). The TF call always runs in a
+thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.tf_api.compat.errors import Code, ServingError
+from services.tf_api.compat.errors import Code, ServingError, invalid
 from services.tf_api.compat.servables import RunFn
 from services.tf_api.config import BatchingConfig
 
 QUEUE_FULL = "The batch scheduling queue to which this task was submitted is full"
+Shapes = tuple[tuple[int, ...], ...]
 
 
 @dataclass
@@ -40,6 +48,7 @@ class _Task:
 @dataclass
 class _Batch:
     deadline: float
+    shapes: Shapes
     tasks: list[_Task] = field(default_factory=list)
     rows: int = 0
     full: bool = False
@@ -47,6 +56,10 @@ class _Batch:
 
 def _rows(inputs: dict[str, np.ndarray]) -> int:
     return int(next(iter(inputs.values())).shape[0]) if inputs else 0
+
+
+def _shapes(inputs: dict[str, np.ndarray]) -> Shapes:
+    return tuple(tuple(int(d) for d in inputs[k].shape[1:]) for k in sorted(inputs))
 
 
 class Batcher:
@@ -64,29 +77,69 @@ class Batcher:
         self._executor = executor
         self._on_batch = on_batch
         self._timeout = config.batch_timeout_micros / 1e6
+        self._limit = config.execution_limit
         self._batches: deque[_Batch] = deque()
         self._free_threads = config.num_batch_threads
 
+    def _pieces(self, rows: int, shapes: Shapes) -> list[int]:
+        """How a task of ``rows`` is cut: first what fits the open batch, then whole execution batches."""
+        if not self._config.enable_large_batch_splitting:
+            return [rows]
+        open_batch = self._batches[-1] if self._batches else None
+        room = 0
+        if open_batch is not None and not open_batch.full and open_batch.shapes == shapes:
+            room = self._limit - open_batch.rows
+        pieces = [min(room, rows)] if room > 0 else []
+        left = rows - sum(pieces)
+        while left > 0:
+            pieces.append(min(self._limit, left))
+            left -= pieces[-1]
+        return pieces
+
     async def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run ``inputs`` as part of a batch; returns this task's own output rows."""
-        loop = asyncio.get_running_loop()
+        """Run ``inputs`` as part of one or more batches; returns this task's own output rows."""
         rows = _rows(inputs)
-        task = _Task(inputs, rows, loop.create_future())
+        if rows > self._config.max_batch_size:
+            raise invalid(f"Task size {rows} is larger than maximum input batch size {self._config.max_batch_size}")
+        shapes = _shapes(inputs)
+        pieces = self._pieces(rows, shapes)
+        if self._new_batches(pieces, shapes) + len(self._batches) > self._config.max_enqueued_batches:
+            raise ServingError(Code.UNAVAILABLE, QUEUE_FULL)
+        loop = asyncio.get_running_loop()
+        futures = []
+        offset = 0
+        for size in pieces:
+            part = {k: v[offset : offset + size] for k, v in inputs.items()} if len(pieces) > 1 else inputs
+            offset += size
+            task = _Task(part, size, loop.create_future())
+            self._enqueue(task, shapes, loop)
+            futures.append(task.future)
+        self._dispatch()
+        if len(futures) == 1:
+            return await futures[0]
+        results = await asyncio.gather(*futures)
+        return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+
+    def _fits(self, batch: _Batch | None, rows: int, shapes: Shapes) -> bool:
+        return batch is not None and not batch.full and batch.shapes == shapes and batch.rows + rows <= self._limit
+
+    def _new_batches(self, pieces: list[int], shapes: Shapes) -> int:
         batch = self._batches[-1] if self._batches else None
-        if batch is None or batch.full or batch.rows + rows > self._config.max_batch_size:
-            if len(self._batches) >= self._config.max_enqueued_batches:
-                raise ServingError(Code.UNAVAILABLE, QUEUE_FULL)
+        return len(pieces) - (1 if self._fits(batch, pieces[0], shapes) else 0)
+
+    def _enqueue(self, task: _Task, shapes: Shapes, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._batches[-1] if self._batches else None
+        if not self._fits(batch, task.rows, shapes):
             if batch is not None:
                 batch.full = True  # a later batch exists, so this one is closed
-            batch = _Batch(deadline=time.monotonic() + self._timeout)
+            batch = _Batch(deadline=time.monotonic() + self._timeout, shapes=shapes)
             self._batches.append(batch)
             if self._timeout > 0:
                 loop.call_later(self._timeout, self._expire, batch)
+        assert batch is not None
         batch.tasks.append(task)
-        batch.rows += rows
-        batch.full = batch.full or batch.rows >= self._config.max_batch_size
-        self._dispatch()
-        return await task.future
+        batch.rows += task.rows
+        batch.full = batch.full or batch.rows >= self._limit
 
     def _expire(self, batch: _Batch) -> None:
         batch.full = True  # its timeout is over: run it as soon as a thread is free

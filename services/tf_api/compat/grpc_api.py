@@ -21,11 +21,14 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from services.tf_api.compat import SERVER_HEADER, SERVER_NAME
 from services.tf_api.compat.dataplane import DataPlane
 from services.tf_api.compat.errors import ServingError, invalid
 from services.tf_api.compat.servables import ModelRegistry, Servable
 
 log = logging.getLogger(__name__)
+#: Sent as initial metadata on every call: which TF server answered (the binary sends none).
+_MARK = ((SERVER_HEADER.lower(), SERVER_NAME),)
 
 
 def _resolve(registry: ModelRegistry, spec: Any) -> Servable:
@@ -53,6 +56,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer): 
 
     async def Predict(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         """One predict call."""
+        await context.send_initial_metadata(_MARK)
         try:
             servable = _resolve(self._registry, request.model_spec)
             signature = servable.signature(request.model_spec.signature_name)
@@ -75,6 +79,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer): 
 
     async def GetModelMetadata(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         """Signature defs of a servable (the only metadata field TF Serving has)."""
+        await context.send_initial_metadata(_MARK)
         try:
             fields = list(request.metadata_field)
             if not fields:
@@ -101,6 +106,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore
 
     async def GetModelStatus(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
         """Version states of a model."""
+        await context.send_initial_metadata(_MARK)
         spec = request.model_spec
         try:
             version = int(spec.version.value) if spec.HasField("version") else None

@@ -39,7 +39,6 @@ PREDICT_RE = re.compile(_SPEC + r":(?P<method>[^/:]+)", re.IGNORECASE)
 STATUS_RE = re.compile(_SPEC + r"(?P<metadata>/metadata)?", re.IGNORECASE)
 #: Bodies larger than this are parsed and rendered in a thread, not on the event loop.
 THREAD_BODY_BYTES = 256 * 1024
-_STATE: web.AppKey[State] = web.AppKey("state")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -10,15 +10,15 @@ import httpx
 import numpy as np
 import pytest
 
-from services.common.artifacts import default_root
-from tests.utils.servers import ServerProcess, free_port, python_cmd, running
+from contract.artifacts import default_root
+from tests.utils.servers import Process, free_port, running
 
 MODELS = ("mlp", "digits", "resnet")
 
 
 @dataclass
 class TFServer:
-    proc: ServerProcess
+    proc: Process
     rest_port: int
     grpc_port: int
     log_dir: Path
@@ -59,8 +59,8 @@ def ready_probe(rest_port: int, model: str = "mlp") -> Callable[[], bool]:
 def tf_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TFServer]:
     base = tmp_path_factory.mktemp("tf_api")
     env, rest, grpc_port = start_env(base)
-    with running("tf_api", python_cmd("-m", "services.tf_api", "serve"), base / "launcher.log", env) as proc:
-        proc.wait_ready(ready_probe(rest, "resnet"), timeout=180)
+    with running("tf_api", ["-m", "services.tf_api", "serve"], base / "launcher.log", env) as proc:
+        proc.wait_ready(ready_probe(rest, "resnet"), timeout_s=180)
         yield TFServer(proc, rest, grpc_port, base / "logs")
 
 

@@ -67,7 +67,7 @@ def test_full_batch_runs_without_waiting_for_the_timeout() -> None:
     assert recorder.batches == [4]
 
 
-def test_oversized_task_runs_as_its_own_batch() -> None:
+def test_a_task_larger_than_max_batch_size_is_refused_as_tf_serving_does() -> None:
     recorder = Recorder()
     config = BatchingConfig(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1)
 
@@ -75,8 +75,55 @@ def test_oversized_task_runs_as_its_own_batch() -> None:
         with ThreadPoolExecutor(1) as pool:
             return await Batcher(recorder, config, pool).submit({"x": np.ones((10, 1), np.float32)})
 
-    assert _run(main())["y"].shape == (10, 1)
-    assert recorder.batches == [10]
+    with pytest.raises(ServingError) as info:
+        _run(main())
+    assert info.value.code == Code.INVALID_ARGUMENT
+    assert info.value.message == "Task size 10 is larger than maximum input batch size 4"
+    assert recorder.batches == []
+
+
+def test_large_batch_splitting_cuts_a_big_task_into_execution_batches_and_joins_the_rows() -> None:
+    recorder = Recorder()
+    config = BatchingConfig(
+        max_batch_size=64,
+        batch_timeout_micros=50_000,
+        num_batch_threads=1,
+        max_enqueued_batches=8,
+        enable_large_batch_splitting=True,
+        max_execution_batch_size=4,
+    )
+
+    async def main() -> list[dict[str, np.ndarray]]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(recorder, config, pool)
+            small = batcher.submit({"x": np.full((3, 1), -1, np.float32)})
+            big = batcher.submit({"x": np.arange(10, dtype=np.float32).reshape(10, 1)})
+            return await asyncio.gather(small, big)
+
+    small, big = _run(main())
+    np.testing.assert_array_equal(small["y"], np.full((3, 1), -2, np.float32))
+    np.testing.assert_array_equal(big["y"][:, 0], 2 * np.arange(10, dtype=np.float32))
+    assert max(recorder.batches) <= 4
+    assert recorder.batches[0] == 4  # the big task filled the small one's open batch first
+    assert sum(recorder.batches) == 13
+
+
+def test_tasks_of_other_row_shapes_never_share_a_batch() -> None:
+    recorder = Recorder()
+    config = BatchingConfig(max_batch_size=16, batch_timeout_micros=50_000, num_batch_threads=1)
+
+    async def main() -> list[dict[str, np.ndarray]]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(recorder, config, pool)
+            return await asyncio.gather(
+                batcher.submit({"x": np.ones((1, 3), np.float32)}),
+                batcher.submit({"x": np.ones((1, 5), np.float32)}),
+                batcher.submit({"x": np.ones((2, 3), np.float32)}),
+            )
+
+    results = _run(main())
+    assert [r["y"].shape for r in results] == [(1, 3), (1, 5), (2, 3)]
+    assert sorted(recorder.batches) == [1, 1, 2]  # a change of shape closes the open batch
 
 
 def test_full_queue_answers_unavailable() -> None:

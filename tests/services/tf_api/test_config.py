@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.artifacts import default_root
+from contract.artifacts import default_root
 from services.tf_api.binary import command
 from services.tf_api.compat.errors import Code, ServingError
 from services.tf_api.compat.servables import ModelRegistry
@@ -37,7 +37,9 @@ def test_shipped_models_config_resolves_to_the_artifacts(tmp_path: Path) -> None
 
 
 def test_shipped_batching_and_monitoring_files() -> None:
-    assert load_batching(DEFAULT_BATCHING_CONFIG) == BatchingConfig(16, 1000, 2, 64)
+    shipped = load_batching(DEFAULT_BATCHING_CONFIG)
+    assert shipped == BatchingConfig(1024, 1000, 2, 64, enable_large_batch_splitting=True, max_execution_batch_size=16)
+    assert shipped.execution_limit == 16  # the same window as TorchServe's batchSize 16
     monitoring = load_monitoring(DEFAULT_MONITORING_CONFIG)
     assert monitoring.enable is True
     assert monitoring.path == "/monitoring/prometheus/metrics"

@@ -20,7 +20,7 @@ PROBE = (
         ("services.tf_api.settings", []),
         ("services.tf_api.binary", []),
         ("services.tf_api.compat.server", ["tensorflow"]),
-        ("services.tf_api.bench", ["tensorflow"]),
+        ("benchmarks.tf_server", ["tensorflow"]),
     ],
 )
 def test_no_torch(module: str, allowed: list[str]) -> None:

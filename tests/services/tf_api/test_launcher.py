@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from services.tf_api.compat.servables import ModelRegistry
 from services.tf_api.config import MonitoringSettings
 from tests.services.tf_api.conftest import ready_probe, start_env
 from tests.services.tf_api.test_config import make_model_base
-from tests.utils.servers import REPO, python_cmd, running
+from tests.utils.servers import REPO, running
 
 
 def _models_config(tmp_path: Path, base: str) -> Path:
@@ -38,8 +39,8 @@ def test_broken_version_is_reported_and_sigterm_stops_cleanly(tmp_path: Path) ->
         TF_API_MODELS_CONFIG=str(_models_config(tmp_path, "/models/m")),
         TF_API_ENABLE_BATCHING="false",
     )
-    with running("tf_api-broken", python_cmd("-m", "services.tf_api", "serve"), tmp_path / "launcher.log", env) as proc:
-        proc.wait_ready(ready_probe(rest, "m"), timeout=120)
+    with running("tf_api-broken", ["-m", "services.tf_api", "serve"], tmp_path / "launcher.log", env) as proc:
+        proc.wait_ready(ready_probe(rest, "m"), timeout_s=120)
         status = httpx.get(f"http://127.0.0.1:{rest}/v1/models/m").json()["model_version_status"]
         assert [(s["version"], s["state"], s["status"]["error_code"]) for s in status] == [
             ("3", "END", "UNKNOWN"),
@@ -63,7 +64,7 @@ def test_no_loadable_model_exits_non_zero(tmp_path: Path) -> None:
         tmp_path, TF_API_ARTIFACTS=str(tmp_path), TF_API_MODELS_CONFIG=str(_models_config(tmp_path, "m"))
     )
     result = subprocess.run(
-        python_cmd("-m", "services.tf_api", "serve"),
+        [sys.executable, "-m", "services.tf_api", "serve"],
         cwd=REPO,
         env={**_base_env(), **env},
         capture_output=True,
@@ -77,7 +78,7 @@ def test_no_loadable_model_exits_non_zero(tmp_path: Path) -> None:
 
 def test_bad_setting_exits_with_the_variable_name() -> None:
     result = subprocess.run(
-        python_cmd("-m", "services.tf_api", "serve"),
+        [sys.executable, "-m", "services.tf_api", "serve"],
         cwd=REPO,
         env={**_base_env(), "TF_API_GRPC_PORT": "not-a-port"},
         capture_output=True,

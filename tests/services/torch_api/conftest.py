@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from services.common.artifacts import default_root
-from services.torch_api.launcher import READY_LINE, read_keys
-from tests.utils.servers import ServerProcess, free_port, python_cmd, running, torchserve_worker_port
+from contract.artifacts import default_root
+from contract.keys import KEY_FILE, read_keys
+from services.process import StartError
+from services.torch_api.launcher import READY_LINE
+from tests.utils.servers import Process, free_port, log_tail, running, torchserve_worker_port
 
 
 @dataclass
 class TorchServe:
-    proc: ServerProcess
+    proc: Process
     host: str
     inference: int
     management: int
@@ -28,7 +30,7 @@ class TorchServe:
         return f"http://{self.host}:{self.inference}"
 
     def keys(self) -> dict[str, str]:
-        return read_keys(self.run_dir)
+        return read_keys(self.run_dir / KEY_FILE)
 
     def auth(self, kind: str = "inference") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys()[kind]}"}
@@ -46,18 +48,16 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]
         TORCH_API_ARTIFACTS=str(default_root()),
         TORCH_API_READY_TIMEOUT_S="240",
     )
-    with running("torchserve", python_cmd("-m", "services.torch_api", "serve"), base / "launcher.log", env) as proc:
+    with running("torchserve", ["-m", "services.torch_api", "serve"], base / "launcher.log", env) as proc:
         server = TorchServe(
             proc, "127.0.0.1", ports["inference"], ports["management"], ports["metrics"], base / "run", base / "logs"
         )
         try:
-            proc.wait_ready(lambda: READY_LINE in proc.log.read_text(), timeout=300)
-        except RuntimeError as exc:
+            proc.wait_ready(line=READY_LINE, timeout_s=300)
+        except StartError as exc:
             pytest.fail(f"{exc}\n{_logs(server.log_dir)}")
         yield server
 
 
 def _logs(log_dir: Path) -> str:
-    from tests.utils.servers import log_tail
-
     return "\n".join(f"--- {name} ---\n{log_tail(log_dir / name, 30)}" for name in ("ts_log.log", "model_log.log"))

@@ -9,15 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.artifacts import default_root
-from services.torch_api.launcher import READY_LINE, read_keys
-from tests.utils.servers import free_port, python_cmd, running, torchserve_worker_port
+from contract.artifacts import default_root
+from contract.keys import KEY_FILE, read_key
+from services.torch_api.launcher import READY_LINE
+from tests.utils.servers import free_port, running, torchserve_worker_port
 
 pytestmark = pytest.mark.slow
 
 
 def _inference_key(run_dir: Path) -> str:
-    return read_keys(run_dir)["inference"]
+    return read_key(run_dir / KEY_FILE)
 
 
 def test_inference_key_is_renewed_and_the_old_one_refused(tmp_path: Path) -> None:
@@ -37,12 +38,10 @@ def test_inference_key_is_renewed_and_the_old_one_refused(tmp_path: Path) -> Non
     }
     body = json.dumps({"instances": [[0.5] * 10]})
     url = f"http://127.0.0.1:{port}/predictions/mlp"
-    with running(
-        "torchserve-keys", python_cmd("-m", "services.torch_api", "serve"), tmp_path / "launcher.log", env
-    ) as proc:
-        proc.wait_ready(lambda: READY_LINE in proc.log.read_text(), timeout=240)
+    with running("torchserve-keys", ["-m", "services.torch_api", "serve"], tmp_path / "launcher.log", env) as proc:
+        proc.wait_ready(line=READY_LINE, timeout_s=240)
         first = _inference_key(tmp_path / "run")
-        proc.wait_ready(lambda: _inference_key(tmp_path / "run") != first, timeout=30)
+        proc.wait_ready(lambda: _inference_key(tmp_path / "run") != first, timeout_s=30)
         second = _inference_key(tmp_path / "run")
         time.sleep(0.2)
         old = httpx.post(url, content=body, headers={"Authorization": f"Bearer {first}"})

@@ -8,21 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.artifacts import verify
-from services.common.data import digits_split
-from services.common.specs import MODEL_NAMES, get_spec
+from contract.manifest import Manifest
+from services.datasets import digits_split
 from services.torch_api.models import build
 from services.torch_api.train import accuracy, load_model, train_digits
+from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.utils.inputs import random_batch
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_output_shape_and_range(name: str) -> None:
-    spec = get_spec(name)
+    (output,) = BUILTINS[name].outputs
     model = build(name).eval()
     with torch.no_grad():
         out = model(torch.from_numpy(random_batch(name, 3))).numpy()
-    assert out.shape == (3, *spec.output_shape)
+    assert out.shape == (3, *output.shape)
     assert ((out >= 0) & (out <= 1)).all()
     if name != "mlp":
         np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
@@ -44,12 +44,12 @@ def test_resnet_has_resnet18_shape() -> None:
 
 
 @pytest.mark.slow
-def test_digits_heldout_accuracy(artifacts_root: Path, manifest: dict) -> None:
+def test_digits_heldout_accuracy(artifacts_root: Path, manifest: Manifest) -> None:
     _, _, x_test, y_test = digits_split()
-    model = load_model("digits", verify(artifacts_root, "digits", "weights"))
+    model = load_model("digits", manifest.verify(artifacts_root, "digits", "weights"))
     acc = accuracy(model, x_test, y_test)
     assert acc >= 0.97
-    assert manifest["models"]["digits"]["metrics"]["heldout_accuracy"] == pytest.approx(acc)
+    assert manifest.model("digits").metrics["heldout_accuracy"] == pytest.approx(acc)
 
 
 def test_split_is_disjoint_and_stratified() -> None:

@@ -12,20 +12,21 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.artifacts import default_root, verify
-from services.common.specs import MODEL_NAMES, get_spec
+from contract.artifacts import default_root
+from contract.manifest import read_manifest
+from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.services.torch_api.conftest import TorchServe
 from tests.utils.inputs import random_batch
 
 pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-4
-ARCHIVES = [*MODEL_NAMES, *(f"{m}_ort" for m in MODEL_NAMES)]
+ARCHIVES = [*BUILTIN_NAMES, *(f"{m}_ort" for m in BUILTIN_NAMES)]
 
 
 @functools.cache
 def _scripted(name: str) -> torch.jit.ScriptModule:
-    return torch.jit.load(str(verify(default_root(), name, "torchscript"))).eval()
+    return torch.jit.load(str(read_manifest(default_root()).verify(default_root(), name, "torchscript"))).eval()
 
 
 def _expected(name: str, x: np.ndarray) -> np.ndarray:
@@ -42,13 +43,13 @@ def _predict(server: TorchServe, archive: str, body: Any, **kwargs: Any) -> http
 @pytest.mark.parametrize("archive", ARCHIVES)
 def test_prediction_equals_in_process_torchscript(torchserve: TorchServe, archive: str) -> None:
     name = archive.removesuffix("_ort")
-    spec = get_spec(name)
+    (output,) = BUILTINS[name].outputs
     for n in (1, 32):
         x = random_batch(name, n, seed=n)
         response = _predict(torchserve, archive, {"instances": x.tolist()})
         assert response.status_code == 200, response.text
         predictions = np.asarray(response.json()["predictions"], dtype=np.float32)
-        assert predictions.shape == (n, *spec.output_shape)
+        assert predictions.shape == (n, *output.shape)
         diff = float(np.abs(predictions - _expected(name, x)).max())
         assert diff <= TOLERANCE, f"{archive} batch {n}: {diff:.2e}"
 
@@ -106,7 +107,7 @@ EXPECTS = 'model digits expects {"instances": [...]} with 1 to 512 instances, ea
         ('{"instances": [[[NaN]]]}', 400, "request body contains NaN; instances must hold finite numbers"),
         ({"instances": [_image(1e39)]}, 400, "instance 0 holds a value at [0][0] that is NaN, infinite"),
         ({"instances": []}, 400, f'"instances" is empty; {EXPECTS}'),
-        ({"inputs": [_image()]}, 400, f'request body has no "instances"; {EXPECTS}'),
+        ({"examples": [_image()]}, 400, f'request body has no "instances"; {EXPECTS}'),
         ({"instances": [_image()] * 513}, 413, f'"instances" holds 513 instances, more than 512; {EXPECTS}'),
     ],
 )
@@ -119,6 +120,14 @@ def test_bad_input_gets_4xx_naming_the_expected_shape(
     assert payload["code"] == status
     assert payload["type"] == "InputError"
     assert payload["message"].startswith(message)
+
+
+def test_columnar_request_gets_a_columnar_answer(torchserve: TorchServe) -> None:
+    x = random_batch("digits", 3, seed=9)
+    response = _predict(torchserve, "digits", {"inputs": {"x": x.tolist()}})
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"outputs"}
+    np.testing.assert_allclose(response.json()["outputs"], _expected("digits", x), atol=TOLERANCE)
 
 
 def test_form_encoded_body_is_refused_with_a_hint(torchserve: TorchServe) -> None:

@@ -1,0 +1,42 @@
+"""The figures a report is made of, shared by the report builder and the plots."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median with min and max across repeats."""
+
+    median: float | None
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Spread:
+        known = [v for v in values if v is not None]
+        if not known:
+            return cls(None, None, None)
+        return cls(statistics.median(known), min(known), max(known))
+
+
+@dataclass
+class SummaryRow:
+    """One target's figures across the comparison's repeats."""
+
+    target: str
+    description: str
+    repeats: int
+    requests: int
+    failures: int
+    rps: Spread
+    latency: dict[str, Spread]
+    max_ms: float | None
+    slo_rps: float | None
+    loadgen_cpu_max: float
+
+    @property
+    def error_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
