@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts test lint run up down clean
+.PHONY: help setup artifacts converters test lint run up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -23,10 +23,15 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -c requirements.lock -e '.[dev]'
+	@# onnx2torch without torchvision: PyPI's torchvision does not load beside the CPU torch
+	$(PY) -m pip install -q --no-deps -c requirements.lock onnx2torch
 	touch $(STAMP)
 
 artifacts: $(STAMP)  ## build weights, TorchScript, ONNX, .mar and SavedModels (only what is stale)
 	$(PY) -m stack.build
+
+converters: $(STAMP)  ## create the onnx2tf converter venv (.venv-onnx2tf) that `duoserve models add` uses
+	$(PY) -c 'from stack.models.converters import onnx2tf_command; print(onnx2tf_command())'
 
 test: artifacts  ## set up, build artifacts, run the whole test suite
 	$(PY) -m pytest
@@ -37,8 +42,12 @@ lint: $(STAMP)  ## ruff, mypy, and the layering contracts (import-linter, pyproj
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# `make run`: the stack comes down again whatever happens (failure, Ctrl-C).
+# `make run`: the stack comes down again whatever happens (failure, Ctrl-C). MODEL=name picks the model.
 RUN_ARGS ?=
+MODEL ?=
+ifneq ($(MODEL),)
+RUN_ARGS += --model $(MODEL)
+endif
 run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
 	@trap '$(PY) -m stack down' EXIT; trap 'exit 130' INT TERM; \
 	$(PY) -m stack up && \

@@ -24,15 +24,24 @@ MANIFEST_NAME = "manifest.json"
 #: Version directory every SavedModel is exported under (TF Serving's layout).
 TF_VERSION = 1
 
-#: Artifact kind -> path of model ``{m}`` relative to the artifacts root.
+#: Artifact kind -> path of model ``{m}`` relative to the artifacts root. A built-in model has
+#: weights (made in PyTorch); a user's model has its source (the files it was brought as) and,
+#: optionally, the inputs it was checked with; the rest every model has, TorchScript or a
+#: torch.export program for TorchServe's ``torch`` backend.
 LAYOUT: dict[str, str] = {
     "weights": "weights/{m}.npz",
+    "source": "sources/{m}",
+    "sample": "samples/{m}.npz",
     "torchscript": "torchscript/{m}.pt",
+    "torch_export": "torchexport/{m}.pt2",
     "onnx": "onnx/{m}.onnx",
     "mar": "model-store/{m}.mar",
     "mar_ort": "model-store/{m}_ort.mar",
     "tf": "tf/{m}/" + str(TF_VERSION),
 }
+#: TF Serving's model_config_list for every model with a SavedModel, written beside them (tf/ is
+#: what TF Serving mounts as /models).
+TF_MODELS_CONFIG = "tf/models.config"
 
 
 class ArtifactError(RuntimeError):

@@ -85,7 +85,7 @@ def settings_from_options(options: Any) -> Settings:
         endpoints=endpoints,
         model=model,
         batch=options.batch,
-        bodies=payload.pool(model, options.batch, options.seed, options.payloads),
+        bodies=payload.pool(model, options.batch, options.seed, options.payloads, payload.load_sample(model)),
         pace=options.pace,
         max_fail_ratio=options.max_fail_ratio,
         max_p99_ms=options.max_p99_ms,

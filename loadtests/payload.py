@@ -1,10 +1,11 @@
 """Request bodies: one seeded generator, so every target gets byte-identical requests.
 
-A body depends only on (the model's contract, batch size, seed, index): the same inputs
-give the same bytes in every process, on every worker, for every target. Tensors, shapes,
-dtypes and value ranges (token id ranges for integer inputs) come from the manifest
-(:func:`contract.tensors.sample_inputs`), never from code; a model with several inputs
-gets TF Serving's row format with one object per instance.
+A body depends only on (the model's contract, its sample, batch size, seed, index): the
+same inputs give the same bytes in every process, on every worker, for every target.
+Tensors, shapes, dtypes and value ranges (token id ranges for integer inputs) come from
+the manifest (:func:`contract.tensors.sample_inputs`), never from code; a model added with
+``--sample`` is loaded with its real inputs instead, rows taken in turn. A model with
+several inputs gets TF Serving's row format with one object per instance.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.artifacts import default_root
+from contract.artifacts import artifact_path, default_root
 from contract.manifest import ModelEntry, read_manifest
 from contract.tensors import request_body, sample_inputs
 
@@ -27,19 +28,34 @@ def load_model(model: str, root: Path | None = None) -> ModelEntry:
     return read_manifest(root or default_root()).model(model)
 
 
-def instances(entry: ModelEntry, batch: int, seed: int, index: int = 0) -> dict[str, np.ndarray]:
-    """``batch`` instances of every input, floats rounded to :data:`DECIMALS`."""
+Sample = dict[str, np.ndarray]
+
+
+def load_sample(entry: ModelEntry, root: Path | None = None) -> Sample | None:
+    """The real inputs a model was added with (``--sample``), or None."""
+    if "sample" not in entry.artifacts:
+        return None
+    with np.load(artifact_path(root or default_root(), entry.name, "sample"), allow_pickle=False) as data:
+        return {name: data[name] for name in entry.input_names}
+
+
+def instances(entry: ModelEntry, batch: int, seed: int, index: int = 0, sample: Sample | None = None) -> Sample:
+    """``batch`` instances of every input (the sample's rows in turn, if any), floats rounded to :data:`DECIMALS`."""
     if not 1 <= batch <= entry.max_batch:
         raise ValueError(f"batch {batch} outside 1..{entry.max_batch} for model {entry.name}")
+    if sample is not None:
+        rows = len(next(iter(sample.values())))
+        take = [(index * batch + i) % rows for i in range(batch)]
+        return {name: value[take] for name, value in sample.items()}
     arrays = sample_inputs(entry, batch, seed, index)
     return {name: np.round(a.astype(np.float64), DECIMALS) if a.dtype.kind == "f" else a for name, a in arrays.items()}
 
 
-def body(entry: ModelEntry, batch: int, seed: int, index: int = 0) -> bytes:
+def body(entry: ModelEntry, batch: int, seed: int, index: int = 0, sample: Sample | None = None) -> bytes:
     """The JSON request body (compact, deterministic bytes)."""
-    return json.dumps(request_body(instances(entry, batch, seed, index)), separators=(",", ":")).encode()
+    return json.dumps(request_body(instances(entry, batch, seed, index, sample)), separators=(",", ":")).encode()
 
 
-def pool(entry: ModelEntry, batch: int, seed: int, size: int) -> list[bytes]:
+def pool(entry: ModelEntry, batch: int, seed: int, size: int, sample: Sample | None = None) -> list[bytes]:
     """``size`` distinct bodies; users cycle through them so caches cannot flatter a server."""
-    return [body(entry, batch, seed, i) for i in range(size)]
+    return [body(entry, batch, seed, i, sample) for i in range(size)]

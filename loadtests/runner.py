@@ -64,6 +64,7 @@ class Run:
         self.endpoints = endpoints
         self.out = out
         self.model = payload.load_model(profile.model)
+        self.sample = payload.load_sample(self.model)
         args = ["--stack", str(stack_path), "--model", profile.model, "--batch", str(profile.batch),
                 "--seed", str(profile.seed), "--max-fail-ratio", str(profile.max_fail_ratio),
                 "--gateway-url", endpoints.gateway, "--torch-url", endpoints.torch,
@@ -85,7 +86,11 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         self.results["environment"] = envinfo.describe(self.endpoints.stack)
-        preflight(self.endpoints, self.profile, payload.body(self.model, self.profile.batch, self.profile.seed))
+        preflight(
+            self.endpoints,
+            self.profile,
+            payload.body(self.model, self.profile.batch, self.profile.seed, sample=self.sample),
+        )
         self.comparison()
         if self.profile.step and self.profile.step.targets:
             self.step()
@@ -172,7 +177,7 @@ class Run:
         assert w.target is not None
         target = get_target(w.target)
         url = self.endpoints.host(target) + path(target, self.profile.model)
-        body = payload.body(self.model, self.profile.batch, self.profile.seed)
+        body = payload.body(self.model, self.profile.batch, self.profile.seed, sample=self.sample)
         users = self.profile.comparison.users
         print(f"wrk cross-check: {w.target}, {users} connections, {w.duration_s:g} s", file=sys.stderr, flush=True)
         try:

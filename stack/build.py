@@ -1,12 +1,17 @@
 """``make artifacts``: decide what is stale, rebuild only that, and say why.
 
-Each artifact of a built-in model is produced by a *stage* from source files, from the
-model's contract (its inputs, outputs and max batch, :mod:`stack.builtins`) and from
-upstream artifacts. Its *recipe key* hashes all three; the manifest stores the recipe key,
-each source file's hash and the artifact's own sha256. A stage is rebuilt when its file is
-missing, its hash disagrees with the manifest (corrupt or half-written), its recipe
-changed (the message names the source files that changed) or an upstream stage is being
-rebuilt. Models a user added (``duoserve models add``) are left as they are.
+Each artifact is produced by a *stage* from source files, from the model's contract (its
+inputs, outputs and max batch) and from upstream artifacts. Its *recipe key* hashes all
+three; the manifest stores the recipe key, each source file's hash and the artifact's
+own sha256. A stage is rebuilt when its file is missing, its hash disagrees with the
+manifest (corrupt or half-written), its recipe changed (the message names the source
+files that changed) or an upstream stage is being rebuilt.
+
+Built-in models (:mod:`stack.builtins`) have every stage, from weights to SavedModel. A
+model a user added (``duoserve models add``) keeps the artifacts its conversion made;
+only its two TorchServe archives are stages here, so that a change to the handler or the
+contract reaches them too. After every build ``tf/models.config`` lists every model with
+a SavedModel, for TF Serving and the compatible server alike.
 
 The PyTorch stages run in one ``services.torch_api.export`` process and the SavedModels
 in one ``services.tf_api.export`` process: the two frameworks never share a process,
@@ -24,8 +29,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.artifacts import LAYOUT, MANIFEST_NAME, artifact_path, default_root, sha256_path, sha256_text
+from contract.artifacts import (
+    MANIFEST_NAME,
+    TF_MODELS_CONFIG,
+    artifact_path,
+    atomic_file,
+    default_root,
+    sha256_path,
+    sha256_text,
+)
 from contract.manifest import ArtifactRecord, Manifest, ModelEntry, read_manifest
+from services.tf_api.config import render_models_config
 from stack.builtins import BUILTIN_NAMES, BUILTINS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +76,21 @@ STAGES: tuple[Stage, ...] = (
     Stage("tf", "tf", _TF, ("weights",)),
 )
 STAGE_BY_KIND = {stage.kind: stage for stage in STAGES}
-assert set(STAGE_BY_KIND) == set(LAYOUT), "every artifact kind needs a stage"
+
+
+def torch_kind(entry: ModelEntry) -> str:
+    """Which artifact TorchServe's ``torch`` backend serves: TorchScript, or a torch.export program."""
+    return "torch_export" if "torch_export" in entry.artifacts else "torchscript"
+
+
+def stages_of(entry: ModelEntry) -> tuple[Stage, ...]:
+    """The stages that make ``entry``'s artifacts here (a user's model: only its two archives)."""
+    if entry.origin == "builtin":
+        return STAGES
+    return (
+        Stage("mar", "torch", _TORCH_EXPORT + _MAR, (torch_kind(entry),)),
+        Stage("mar_ort", "torch", _TORCH_EXPORT + _MAR, ("onnx",)),
+    )
 
 
 def source_hashes(stage: Stage) -> dict[str, str]:
@@ -80,37 +108,57 @@ def recipe(stage: Stage, entry: ModelEntry, sources: dict[str, str], upstream: d
     )
 
 
+def record(root: Path, entry: ModelEntry, stage: Stage, upstream: dict[str, str]) -> ArtifactRecord:
+    """The manifest record of a stage's artifact as it is on disk now."""
+    path = artifact_path(root, entry.name, stage.kind)
+    sources = source_hashes(stage)
+    return ArtifactRecord(
+        path=path.relative_to(root).as_posix(),
+        sha256=sha256_path(path),
+        recipe=recipe(stage, entry, sources, upstream),
+        sources=sources,
+    )
+
+
 def _changed(old: dict[str, str], new: dict[str, str]) -> str:
     names = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
     return ", ".join(names)
+
+
+def _wanted(model: str, manifest: Manifest) -> ModelEntry:
+    """The entry a model should have: a built-in's from the code, a user's from the manifest."""
+    if model in BUILTINS:
+        return BUILTINS[model]
+    return manifest.model(model)
 
 
 def plan(root: Path, models: list[str], manifest: Manifest) -> list[tuple[str, str, str]]:
     """The (model, kind, reason) jobs that must run, in build order."""
     jobs: list[tuple[str, str, str]] = []
     for model in models:
-        contract = BUILTINS[model]
+        contract = _wanted(model, manifest)
         old_entry = manifest.models.get(model)
         contract_changed = old_entry is not None and old_entry.contract() != contract.contract()
+        stages = stages_of(old_entry or contract)
         stale: set[str] = set()
-        shas: dict[str, str] = {}
-        for stage in STAGES:
+        shas = _kept_hashes(root, old_entry, stages)
+        for stage in stages:
             path = artifact_path(root, model, stage.kind)
-            record = old_entry.artifacts.get(stage.kind) if old_entry else None
+            old = old_entry.artifacts.get(stage.kind) if old_entry else None
             sources = source_hashes(stage)
             reason = ""
             if stale.intersection(stage.inputs):
                 reason = f"its input {', '.join(sorted(stale.intersection(stage.inputs)))} is rebuilt"
             elif not path.exists():
                 reason = "missing"
-            elif record is None:
+            elif old is None:
                 reason = "not in the manifest"
             else:
                 shas[stage.kind] = sha256_path(path)
-                if shas[stage.kind] != record.sha256:
+                if shas[stage.kind] != old.sha256:
                     reason = "its hash disagrees with the manifest (corrupt or half-written)"
-                elif record.recipe != recipe(stage, contract, sources, shas):
-                    changed = _changed(record.sources, sources)
+                elif old.recipe != recipe(stage, contract, sources, shas):
+                    changed = _changed(old.sources, sources)
                     if changed:
                         reason = f"sources changed: {changed}"
                     elif contract_changed:
@@ -121,6 +169,14 @@ def plan(root: Path, models: list[str], manifest: Manifest) -> list[tuple[str, s
                 stale.add(stage.kind)
                 jobs.append((model, stage.kind, reason))
     return jobs
+
+
+def _kept_hashes(root: Path, entry: ModelEntry | None, stages: tuple[Stage, ...]) -> dict[str, str]:
+    """The recorded hashes of a user's model's artifacts that no stage here makes (its conversion's)."""
+    if entry is None or entry.origin == "builtin":
+        return {}
+    made = {s.kind for s in stages}
+    return {kind: r.sha256 for kind, r in entry.artifacts.items() if kind not in made}
 
 
 def _run(cmd: list[str]) -> None:
@@ -137,26 +193,32 @@ def _record(
     """Hash what is trusted (kept, or built in this run) and write the manifest; the rest is left out."""
     for model in models:
         old = manifest.models.get(model)
-        entry = BUILTINS[model].model_copy(
-            update={"metrics": {**(old.metrics if old else {}), **metrics.get(model, {})}, "artifacts": {}}
+        wanted = _wanted(model, manifest)
+        stages = stages_of(old or wanted)
+        made = {s.kind for s in stages}
+        kept = {k: r for k, r in (old.artifacts if old else {}).items() if k not in made}
+        entry = wanted.model_copy(
+            update={"metrics": {**(old.metrics if old else {}), **metrics.get(model, {})}, "artifacts": kept}
         )
-        shas: dict[str, str] = {}
-        for stage in STAGES:
+        shas = {k: r.sha256 for k, r in kept.items()}
+        for stage in stages:
             path = artifact_path(root, model, stage.kind)
             trusted = (old is not None and stage.kind in old.artifacts) or (model, stage.kind) in done
             if not path.exists() or not trusted or any(k not in shas for k in stage.inputs):
                 continue
-            shas[stage.kind] = sha256_path(path)
-            sources = source_hashes(stage)
-            entry.artifacts[stage.kind] = ArtifactRecord(
-                path=path.relative_to(root).as_posix(),
-                sha256=shas[stage.kind],
-                recipe=recipe(stage, entry, sources, shas),
-                sources=sources,
-            )
+            entry.artifacts[stage.kind] = record(root, entry, stage, shas)
+            shas[stage.kind] = entry.artifacts[stage.kind].sha256
         manifest.models[model] = entry
     manifest.write(root / MANIFEST_NAME)
     return manifest
+
+
+def write_models_config(root: Path, manifest: Manifest) -> Path:
+    """``tf/models.config``: every model that has a SavedModel, as TF Serving reads it."""
+    path = root / TF_MODELS_CONFIG
+    with atomic_file(path) as tmp:
+        tmp.write_text(render_models_config([name for name, e in manifest.models.items() if "tf" in e.artifacts]))
+    return path
 
 
 def build(root: Path, models: list[str]) -> Manifest:
@@ -169,6 +231,7 @@ def build(root: Path, models: list[str]) -> Manifest:
     jobs = plan(root, models, manifest)
     if not jobs:
         print(f"artifacts: up to date ({', '.join(models)}) in {root}")
+        write_models_config(root, manifest)
         return manifest
     for model, kind, reason in jobs:
         print(f"artifacts: {model} {kind}: rebuild ({reason})")
@@ -178,13 +241,13 @@ def build(root: Path, models: list[str]) -> Manifest:
     for model in models:
         old = manifest.models.get(model)
         kept = {k: v for k, v in (old.artifacts if old else {}).items() if (model, k) not in stale}
-        manifest.models[model] = BUILTINS[model].model_copy(
+        manifest.models[model] = _wanted(model, manifest).model_copy(
             update={"metrics": old.metrics if old else {}, "artifacts": kept}
         )
     manifest.write(path)
     done: set[tuple[str, str]] = set()
     metrics: dict[str, dict[str, float]] = {}
-    torch_jobs = [(m, k) for m, k, _ in jobs if STAGE_BY_KIND[k].side == "torch"]
+    torch_jobs = [(m, k) for m, k, _ in jobs if k != "tf"]
     if torch_jobs:
         with tempfile.TemporaryDirectory() as tmp:
             result = Path(tmp) / "metrics.json"
@@ -203,6 +266,7 @@ def build(root: Path, models: list[str]) -> Manifest:
         _run(cmd)
         done.update(tf_jobs)
     manifest = _record(root, models, manifest, done, metrics)
+    write_models_config(root, manifest)
     remaining = plan(root, models, manifest)
     if remaining:
         raise SystemExit(f"artifacts: still stale after the build: {remaining}")
@@ -215,12 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m stack.build", description="Build duoserve's artifacts (only what is stale)."
     )
     parser.add_argument("--root", type=Path, default=default_root(), help="artifacts directory")
-    parser.add_argument("--model", action="append", choices=BUILTIN_NAMES, help="default: every built-in model")
+    parser.add_argument("--model", action="append", help="default: every built-in model and every added one")
     parser.add_argument("--check", action="store_true", help="only report what is stale; exit 1 if anything is")
     args = parser.parse_args(argv)
-    models = args.model or list(BUILTIN_NAMES)
+    manifest = read_manifest(args.root, missing_ok=True)
+    models = args.model or list(dict.fromkeys([*BUILTIN_NAMES, *manifest.models]))
+    unknown = [m for m in models if m not in BUILTINS and m not in manifest.models]
+    if unknown:
+        parser.error(
+            f"unknown model(s) {unknown}; built-in: {', '.join(BUILTIN_NAMES)}; added: {sorted(manifest.models)}"
+        )
     if args.check:
-        manifest = read_manifest(args.root, missing_ok=True)
         jobs = plan(args.root, models, manifest)
         for model, kind, reason in jobs:
             print(f"{artifact_path(args.root, model, kind)}: stale ({reason})")

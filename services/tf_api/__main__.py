@@ -2,10 +2,11 @@
 
 Environment (all optional; see :class:`services.tf_api.settings.Settings`):
 TF_API_HOST (127.0.0.1), TF_API_REST_PORT (8501), TF_API_GRPC_PORT (8500),
-TF_API_ARTIFACTS (artifacts/), TF_API_MODELS_CONFIG, TF_API_BATCHING_CONFIG,
-TF_API_MONITORING_CONFIG (the files in services/tf_api/), TF_API_ENABLE_BATCHING (true),
-TF_API_MAX_BODY_BYTES (128 MiB), TF_API_SERVER (auto|binary|compat), TF_API_LOG_DIR
-(logs/tf_api/), TF_API_INFERENCE_THREADS (2, batching off only).
+TF_API_ARTIFACTS (artifacts/), TF_API_MODELS_CONFIG (<artifacts>/tf/models.config,
+written by the build), TF_API_BATCHING_CONFIG, TF_API_MONITORING_CONFIG (the files in
+services/tf_api/), TF_API_ENABLE_BATCHING (true), TF_API_MAX_BODY_BYTES (128 MiB),
+TF_API_SERVER (auto|binary|compat), TF_API_LOG_DIR (logs/tf_api/), TF_API_INFERENCE_THREADS
+(2, batching off only).
 """
 
 from __future__ import annotations

@@ -42,7 +42,9 @@ def command(settings: Settings, binary: str, models_config: Path) -> list[str]:
 
 def run(settings: Settings, binary: str) -> int:
     """Start the binary, log to ``<log_dir>/tensorflow_model_server.log``, wait, return its exit code."""
-    native = write_native_config(settings.models_config, settings.artifacts, settings.log_dir / "models.native.config")
+    native = write_native_config(
+        settings.models_config_path, settings.artifacts, settings.log_dir / "models.native.config"
+    )
     proc = Process(
         BINARY,
         command(settings, binary, native),

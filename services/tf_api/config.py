@@ -1,10 +1,11 @@
 """TF Serving's config files, read the way the binary reads them, for the compatible server.
 
-Owns: parsing ``models.config`` (``ModelServerConfig`` text proto, with the protos of
-``tensorflow-serving-api``), ``batching.config`` and ``monitoring.config`` (see
-:mod:`services.tf_api.protos`), resolving each ``base_path`` on this machine, choosing
-which version directories a version policy loads, and writing the rewritten copy a
-local ``tensorflow_model_server`` binary needs. Imports no framework.
+Owns: writing ``models.config`` for the models in the manifest and parsing it
+(``ModelServerConfig`` text proto, with the protos of ``tensorflow-serving-api``),
+``batching.config`` and ``monitoring.config`` (see :mod:`services.tf_api.protos`),
+resolving each ``base_path`` on this machine, choosing which version directories a
+version policy loads, and writing the rewritten copy a local ``tensorflow_model_server``
+binary needs. Imports no framework.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from services.tf_api.protos import BatchingParameters, MonitoringConfig
 #: The prefix every base_path in models.config carries (the image's mount point).
 DOCKER_MODEL_ROOT = "/models/"
 HERE = Path(__file__).resolve().parent
-DEFAULT_MODELS_CONFIG = HERE / "models.config"
 DEFAULT_BATCHING_CONFIG = HERE / "batching.config"
 DEFAULT_MONITORING_CONFIG = HERE / "monitoring.config"
 
@@ -115,6 +115,24 @@ def _policy(config: model_server_config_pb2.ModelConfig) -> VersionPolicy:
     if which == "latest":
         return VersionPolicy("latest", num_versions=max(1, int(policy.latest.num_versions)))
     return VersionPolicy()
+
+
+def render_models_config(models: list[str]) -> str:
+    """The model_config_list for ``models``: base_path ``/models/<name>`` (the image's mount), newest version only.
+
+    Written by the build into ``artifacts/tf/models.config``, which TF Serving reads as
+    ``/models/models.config`` and the compatible server reads natively.
+    """
+    parsed = model_server_config_pb2.ModelServerConfig()
+    for name in models:
+        config = parsed.model_config_list.config.add()
+        config.name = name
+        config.base_path = DOCKER_MODEL_ROOT + name
+        config.model_platform = "tensorflow"
+        config.model_version_policy.latest.num_versions = 1  # a rollout drops a new N/ beside the old one
+        config.version_labels["stable"] = 1  # labels may only name versions the policy loads
+    header = "# TF Serving model_config_list, written by `make artifacts` / `duoserve models add` from the manifest.\n"
+    return header + str(text_format.MessageToString(parsed))
 
 
 def load_models(path: Path, artifacts_root: Path) -> list[ModelEntry]:

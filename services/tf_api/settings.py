@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.artifacts import default_root
+from contract.artifacts import TF_MODELS_CONFIG, default_root
 from contract.settings import SettingsError, load
-from services.tf_api.config import DEFAULT_BATCHING_CONFIG, DEFAULT_MODELS_CONFIG, DEFAULT_MONITORING_CONFIG
+from services.tf_api.config import DEFAULT_BATCHING_CONFIG, DEFAULT_MONITORING_CONFIG
 
 ENV_PREFIX = "TF_API_"
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     grpc_port: int = Field(8500, ge=1, le=65535)
     #: Artifacts root; SavedModels live under <artifacts>/tf/<model>/<version>/.
     artifacts: Path = Field(default_factory=default_root)
-    models_config: Path = DEFAULT_MODELS_CONFIG
+    #: TF Serving's model_config_list; default: the one the build writes, <artifacts>/tf/models.config.
+    models_config: Path | None = None
     batching_config: Path = DEFAULT_BATCHING_CONFIG
     monitoring_config: Path = DEFAULT_MONITORING_CONFIG
     enable_batching: bool = True
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     log_dir: Path = REPO / "logs" / "tf_api"
     #: Threads for TF calls when batching is off (with batching, num_batch_threads).
     inference_threads: int = Field(2, ge=1, le=64)
+
+    @property
+    def models_config_path(self) -> Path:
+        """``models_config``, or the one the build writes beside the SavedModels."""
+        return self.models_config or self.artifacts / TF_MODELS_CONFIG
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Settings:

@@ -128,7 +128,8 @@ def export_mar(
     TorchServe-default archives this way).
     """
     name = entry.name
-    serialized = serialized or artifact_path(root, name, "onnx" if ort else "torchscript")
+    torch_kind = "torch_export" if "torch_export" in entry.artifacts else "torchscript"
+    serialized = serialized or artifact_path(root, name, "onnx" if ort else torch_kind)
     archive_name = f"{name}_ort" if ort else name
     with tempfile.TemporaryDirectory(prefix="duoserve-mar-") as work_dir:
         work = Path(work_dir)

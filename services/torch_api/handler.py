@@ -4,7 +4,8 @@ Generic: nothing here knows a model. Each ``.mar`` carries ``model.json`` (the m
 entry from the manifest: named inputs and outputs, dtypes, dynamic axes, max batch) and a
 copy of the ``contract`` package, whose :mod:`contract.tensors` checks every request the
 same way the gateway does. The serialized file decides the runtime: ``*.pt`` runs as
-TorchScript, ``*.onnx`` in ONNX Runtime (the ``<model>_ort`` archives).
+TorchScript, ``*.pt2`` as a torch.export program, ``*.onnx`` in ONNX Runtime (the
+``<model>_ort`` archives).
 
 Requests come as TF Serving's row format (``{"instances": [...]}``) or columnar format
 (``{"inputs": {...}}``); each answer mirrors its request's format (``predictions`` or
@@ -72,7 +73,7 @@ class DuoserveHandler:
         if serialized.suffix == ".onnx":
             self._run = self._load_onnx(serialized, gpu_id, threads)
         else:
-            self._run = self._load_torchscript(serialized, gpu_id, threads)
+            self._run = self._load_torch(serialized, gpu_id, threads)
         for rows in sorted({1, max(1, min(int(config.get("batchSize", 1)), self.entry.max_batch))}):
             self._run(sample_inputs(self.entry, rows, seed=0))
         self.initialized = True
@@ -84,7 +85,7 @@ class DuoserveHandler:
             threads,
         )
 
-    def _load_torchscript(self, path: Path, gpu_id: Any, threads: int) -> Runner:
+    def _load_torch(self, path: Path, gpu_id: Any, threads: int) -> Runner:
         import torch
 
         assert self.entry is not None
@@ -92,8 +93,12 @@ class DuoserveHandler:
         torch.set_num_threads(threads)
         if gpu_id is not None and torch.cuda.is_available():
             self.device = f"cuda:{gpu_id}"
-        module = torch.jit.load(str(path), map_location=self.device).eval()
-        self.runtime = "torchscript"
+        if path.suffix == ".pt2":
+            module = torch.export.load(str(path)).module().to(self.device)
+            self.runtime = "torch.export"
+        else:
+            module = torch.jit.load(str(path), map_location=self.device).eval()
+            self.runtime = "torchscript"
 
         def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             inputs = [torch.from_numpy(arrays[name]).to(self.device) for name in entry.input_names]

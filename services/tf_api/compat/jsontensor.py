@@ -23,7 +23,14 @@ from services.tf_api.compat.servables import Signature, TensorInfo
 Format = Literal["row", "columnar"]
 #: Deeper nesting than any real tensor is refused before it is walked.
 MAX_RANK = 32
-_TYPE_NAMES = {"DT_FLOAT": "float", "DT_DOUBLE": "double", "DT_INT32": "int32", "DT_INT64": "int64"}
+_TYPE_NAMES = {
+    "DT_FLOAT": "float",
+    "DT_DOUBLE": "double",
+    "DT_HALF": "half",
+    "DT_INT32": "int32",
+    "DT_INT64": "int64",
+    "DT_BOOL": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,10 @@ def _walk(value: Any, level: int, shape: list[int], type_name: str) -> None:
 def _convert(value: Any, info: TensorInfo, may_hold_bools: bool) -> np.ndarray:
     """One tensor's JSON value -> array of the signature's dtype, or TF Serving's error."""
     type_name = _TYPE_NAMES.get(info.dtype_name, info.dtype_name)
+    if info.dtype.kind == "b":
+        return _booleans(value, type_name)
     if info.dtype.kind not in "fiu":
-        raise invalid(f"duoserve-compat serves numeric inputs only; this input is {info.dtype_name}")
+        raise invalid(f"duoserve-compat serves numeric and bool inputs only; this input is {info.dtype_name}")
     array: np.ndarray | None
     try:
         # No dtype: numpy's own inference exposes strings, nulls and ragged lists.
@@ -151,6 +160,28 @@ def _convert(value: Any, info: TensorInfo, may_hold_bools: bool) -> np.ndarray:
             bad = array[too_big].flat[0]
             raise invalid(f"Cannot convert JSON value: {float(bad)!r} to {type_name} without loss of precision.")
     return array.astype(info.dtype)
+
+
+def _booleans(value: Any, type_name: str) -> np.ndarray:
+    """A bool tensor takes JSON true/false only, as TF Serving's json_tensor does."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        array = None
+    if array is None or array.dtype.kind != "b":
+        shape = _dense_shape(value)
+        _walk_bools(value, 0, shape, type_name)
+        raise invalid(f"JSON Value: {_js(value)} is not a dense tensor of {type_name}")
+    return array
+
+
+def _walk_bools(value: Any, level: int, shape: list[int], type_name: str) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _walk_bools(item, level + 1, shape, type_name)
+        return
+    if not isinstance(value, bool):
+        raise invalid(f"JSON Value: {_js(value)} Type: {_json_type(value)} is not of expected type: {type_name}")
 
 
 def _shape_text(shape: list[int] | tuple[int, ...]) -> str:

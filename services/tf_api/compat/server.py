@@ -38,7 +38,7 @@ def _summary(registry: ModelRegistry) -> str:
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; see the module docstring for the exit codes."""
     try:
-        entries = load_models(settings.models_config, settings.artifacts)
+        entries = load_models(settings.models_config_path, settings.artifacts)
         batching = load_batching(settings.batching_config) if settings.enable_batching else None
         monitoring = load_monitoring(settings.monitoring_config)
     except ConfigError as exc:

@@ -13,7 +13,6 @@ from services.tf_api.compat.errors import Code, ServingError
 from services.tf_api.compat.servables import ModelRegistry
 from services.tf_api.config import (
     DEFAULT_BATCHING_CONFIG,
-    DEFAULT_MODELS_CONFIG,
     DEFAULT_MONITORING_CONFIG,
     BatchingConfig,
     ConfigError,
@@ -21,19 +20,36 @@ from services.tf_api.config import (
     load_batching,
     load_models,
     load_monitoring,
+    render_models_config,
     resolve_base_path,
     write_native_config,
 )
 from services.tf_api.settings import SettingsError, load_settings
 
 
-def test_shipped_models_config_resolves_to_the_artifacts(tmp_path: Path) -> None:
-    entries = load_models(DEFAULT_MODELS_CONFIG, tmp_path)
+def _models_config(tmp_path: Path, models: tuple[str, ...] = ("mlp", "digits", "resnet")) -> Path:
+    path = tmp_path / "models.config"
+    path.write_text(render_models_config(list(models)))
+    return path
+
+
+def test_written_models_config_resolves_to_the_artifacts(tmp_path: Path) -> None:
+    entries = load_models(_models_config(tmp_path), tmp_path)
     assert [e.name for e in entries] == ["mlp", "digits", "resnet"]
     for entry in entries:
         assert entry.base_path == tmp_path / "tf" / entry.name
         assert entry.policy == VersionPolicy("latest", num_versions=1)
         assert entry.labels == {"stable": 1}
+
+
+def test_the_build_lists_every_model_with_a_savedmodel(artifacts_root: Path) -> None:
+    from contract.artifacts import TF_MODELS_CONFIG
+    from contract.manifest import read_manifest
+
+    manifest = read_manifest(artifacts_root)
+    entries = load_models(artifacts_root / TF_MODELS_CONFIG, artifacts_root)
+    assert [e.name for e in entries] == [n for n, e in manifest.models.items() if "tf" in e.artifacts]
+    assert load_settings(artifacts=artifacts_root).models_config_path == artifacts_root / TF_MODELS_CONFIG
 
 
 def test_shipped_batching_and_monitoring_files() -> None:
@@ -157,7 +173,7 @@ def test_garbage_version_fails_only_that_version(tmp_path: Path) -> None:
 
 
 def test_native_config_for_the_binary_has_local_paths(tmp_path: Path) -> None:
-    target = write_native_config(DEFAULT_MODELS_CONFIG, tmp_path, tmp_path / "native.config")
+    target = write_native_config(_models_config(tmp_path), tmp_path, tmp_path / "native.config")
     entries = load_models(target, Path("/unused"))
     assert [e.base_path for e in entries] == [(tmp_path / "tf" / m).resolve() for m in ("mlp", "digits", "resnet")]
 

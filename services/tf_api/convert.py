@@ -1,0 +1,200 @@
+"""TensorFlow side of ``duoserve models add``: inspect and run a user's TF model, and convert to and from it.
+
+Runs as ``python -m services.tf_api.convert JOB.json`` (see :mod:`services.jobs`), never
+beside torch. Tasks:
+
+- ``inspect``: the inputs and outputs a SavedModel signature or a ``.keras`` model declares;
+- ``run``: a SavedModel signature's or a ``.keras`` model's outputs on each case of an ``.npz``;
+- ``to_savedmodel``: a ``.keras`` file exported as a SavedModel whose signature takes and
+  returns the contract's names (Keras' own ExportArchive);
+- ``resign``: a SavedModel made by a converter (onnx2tf) re-exported with one signature named as
+  the contract says: the new signature only calls the converted one, renaming inputs and outputs;
+- ``to_onnx``: a SavedModel signature to ONNX with tf2onnx, inputs and outputs named as the contract says.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+from contract.manifest import ModelEntry
+from services.jobs import StepError, Task, load_cases, main, save_cases
+
+OPSET = 18
+
+
+def _dtype(dtype: Any) -> str:
+    return str(tf.dtypes.as_dtype(dtype).name)
+
+
+def _shape(shape: Any) -> list[int] | None:
+    if shape is None or shape.rank is None:
+        return None
+    return [-1 if d is None else int(d) for d in shape.as_list()]
+
+
+def _signature(path: str, name: str) -> Any:
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:  # noqa: BLE001 - any failure: not a SavedModel TF loads
+        raise StepError(f"{Path(path).name} is not a SavedModel TensorFlow {tf.__version__} loads: {exc}") from None
+    signatures = dict(loaded.signatures)
+    if name not in signatures:
+        raise StepError(
+            f"the SavedModel has no signature {name!r} (it has: {', '.join(signatures) or 'none'}); "
+            "export one named serving_default"
+        )
+    return loaded, signatures[name]
+
+
+def _keras(path: str) -> Any:
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001
+        raise StepError(f"{Path(path).name} is not a .keras model Keras loads: {exc}") from None
+
+
+def _keras_name(tensor: Any, index: int, kind: str) -> str:
+    name = getattr(tensor, "name", None) or f"{kind}_{index}"
+    return str(name).split(":")[0]
+
+
+def inspect(task: Task) -> dict[str, Any]:
+    """Names, dtypes and shapes (batch axis first, -1 where unknown) of the inputs and outputs."""
+    if task["format"] == "keras":
+        model = _keras(task["path"])
+        inputs = [
+            {
+                "name": _keras_name(t, i, "input"),
+                "dtype": _dtype(t.dtype),
+                "shape": [-1 if d is None else d for d in t.shape],
+            }
+            for i, t in enumerate(model.inputs)
+        ]
+        outputs = [_keras_name(t, i, "output") for i, t in enumerate(model.outputs)]
+        return {"inputs": inputs, "outputs": outputs}
+    _, signature = _signature(task["path"], task.get("signature", "serving_default"))
+    _, kwargs = signature.structured_input_signature
+    inputs: list[dict[str, Any]] = [
+        {"name": k, "dtype": _dtype(v.dtype), "shape": _shape(v.shape)} for k, v in sorted(kwargs.items())
+    ]
+    outputs = sorted(signature.structured_outputs)
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def run(task: Task) -> dict[str, Any]:
+    """Outputs, named as the contract says, on every case."""
+    names, outputs = task["input_names"], task["output_names"]
+    found: dict[str, dict[str, np.ndarray]] = {}
+    cases = load_cases(Path(task["inputs"]))
+    if task["format"] == "keras":
+        model = _keras(task["path"])
+        for case, tensors in cases.items():
+            args = [tensors[n] for n in names]
+            out = model(args if len(args) > 1 else args[0], training=False)
+            values = (
+                list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else [out]
+            )
+            found[case] = {n: np.asarray(v) for n, v in zip(outputs, values, strict=True)}
+    else:
+        _, signature = _signature(task["path"], task.get("signature", "serving_default"))
+        for case, tensors in cases.items():
+            out = signature(**{n: tf.constant(tensors[n]) for n in names})
+            missing = [n for n in outputs if n not in out]
+            if missing:
+                raise StepError(f"the signature has no output {missing[0]!r} (it has {', '.join(sorted(out))})")
+            found[case] = {n: out[n].numpy() for n in outputs}
+    save_cases(Path(task["out"]), found)
+    return {"cases": len(found)}
+
+
+def _specs(entry: ModelEntry) -> list[tf.TensorSpec]:
+    return [
+        tf.TensorSpec([None, *(None if d == -1 else d for d in t.shape)], tf.dtypes.as_dtype(t.dtype), name=t.name)
+        for t in entry.inputs
+    ]
+
+
+def to_savedmodel(task: Task) -> dict[str, Any]:
+    """A ``.keras`` model exported with one signature taking and returning the contract's names."""
+    from keras.export import ExportArchive
+
+    entry = ModelEntry.model_validate_json(task["contract"])
+    model = _keras(task["keras"])
+    names = entry.output_names
+
+    def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = model(list(args) if len(args) > 1 else args[0], training=False)
+        values = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else [out]
+        return dict(zip(names, values, strict=True))
+
+    archive = ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name=entry.tf_signature, fn=serve, input_signature=_specs(entry))
+    archive.write_out(task["out"], verbose=False)
+    return {"savedmodel": task["out"]}
+
+
+def resign(task: Task) -> dict[str, Any]:
+    """Re-export a converter's SavedModel with one signature named as the contract says."""
+    entry = ModelEntry.model_validate_json(task["contract"])
+    loaded, signature = _signature(task["path"], task.get("signature", "serving_default"))
+    _, kwargs = signature.structured_input_signature
+    theirs_in = sorted(kwargs)
+    theirs_out = sorted(signature.structured_outputs)
+    in_map: dict[str, str] = task.get("inputs") or dict(zip(entry.input_names, theirs_in, strict=True))
+    out_map: dict[str, str] = task.get("outputs") or dict(zip(entry.output_names, theirs_out, strict=True))
+
+    class Renamed(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.loaded = loaded
+
+    module = Renamed()
+
+    @tf.function(input_signature=_specs(entry))  # type: ignore[untyped-decorator]
+    def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = signature(**{in_map[t.name]: a for t, a in zip(entry.inputs, args, strict=True)})
+        return {ours: out[theirs] for ours, theirs in out_map.items()}
+
+    tf.saved_model.save(module, task["out"], signatures={entry.tf_signature: serve})
+    return {"savedmodel": task["out"], "inputs": in_map, "outputs": out_map}
+
+
+def to_onnx(task: Task) -> dict[str, Any]:
+    """SavedModel signature -> ONNX with tf2onnx; ONNX names equal the contract's."""
+    import tf2onnx  # type: ignore[import-untyped]
+
+    entry = ModelEntry.model_validate_json(task["contract"])
+    _, signature = _signature(task["path"], entry.tf_signature)
+    specs = _specs(entry)
+
+    @tf.function(input_signature=specs)  # type: ignore[untyped-decorator]
+    def named(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = signature(**{t.name: a for t, a in zip(entry.inputs, args, strict=True)})
+        return {n: tf.identity(out[n], name=n) for n in entry.output_names}
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    try:
+        tf2onnx.convert.from_function(
+            named, input_signature=specs, opset=OPSET, output_path=task["out"], outputs_as_nchw=None
+        )
+    except Exception as exc:  # noqa: BLE001 - the converter's own words name the op
+        raise StepError(f"tf2onnx cannot convert this model: {str(exc).splitlines()[0]}") from None
+    return {"onnx": task["out"]}
+
+
+HANDLERS = {"inspect": inspect, "run": run, "to_savedmodel": to_savedmodel, "resign": resign, "to_onnx": to_onnx}
+
+if __name__ == "__main__":
+    sys.exit(main(HANDLERS))

@@ -1,0 +1,262 @@
+"""PyTorch side of ``duoserve models add``: inspect and run a user's torch model, and convert to and from ONNX.
+
+Runs as ``python -m services.torch_api.convert JOB.json`` (see :mod:`services.jobs`), never
+beside TensorFlow. Tasks:
+
+- ``inspect``: the inputs and outputs a TorchScript file or a torch.export program declares;
+- ``run``: the model's outputs on each case of an ``.npz`` (the parity gate's reference or candidate);
+- ``to_onnx``: torch.onnx's exporter (torch.export programs: the dynamo exporter; TorchScript:
+  the TorchScript-based one, the only one that takes a ScriptModule), batch and dynamic axes kept;
+- ``from_onnx``: onnx2torch, then ``torch.jit.trace`` into TorchScript (``torch.export`` if tracing fails).
+
+(A ``.keras`` file goes through Keras 3's torch backend in :mod:`stack.models.keras_torch`,
+which needs Keras and torch in one process: this package never imports Keras.)
+
+Every model is wrapped so that it takes its inputs in the contract's order and returns its
+outputs as a tuple in the contract's order: the wrapper only reorders, it computes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import types
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from contract.manifest import ModelEntry
+from services.jobs import StepError, Task, load_cases, main, save_cases
+
+#: The opset torch.onnx writes (onnx2tf and ONNX Runtime both take it).
+OPSET = 18
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        yield
+
+
+def _load(fmt: str, path: str) -> Any:
+    if fmt == "torchscript":
+        try:
+            return torch.jit.load(path, map_location="cpu").eval()
+        except Exception as exc:  # noqa: BLE001 - any failure: not a TorchScript file we can load
+            raise StepError(
+                f"{Path(path).name} is not a TorchScript file torch {torch.__version__} loads: {exc}"
+            ) from None
+    if fmt == "torch_export":
+        try:
+            return torch.export.load(path)
+        except Exception as exc:  # noqa: BLE001
+            raise StepError(
+                f"{Path(path).name} is not a torch.export program torch {torch.__version__} loads: {exc}"
+            ) from None
+    raise StepError(f"unknown torch format {fmt!r}")
+
+
+def _callable(fmt: str, model: Any) -> Any:
+    return model.module() if fmt == "torch_export" else model
+
+
+def _tuple(out: Any, names: list[str]) -> tuple[torch.Tensor, ...]:
+    if isinstance(out, dict):
+        return tuple(out[n] for n in names)
+    if isinstance(out, (tuple, list)):
+        return tuple(out)
+    return (out,)
+
+
+def _dtype(tensor: Any) -> str | None:
+    return str(tensor).removeprefix("torch.") if tensor is not None else None
+
+
+def inspect(task: Task) -> dict[str, Any]:
+    """What the model declares: input names (and, for torch.export, dtypes, shapes and ranges), output names."""
+    model = _load(task["format"], task["path"])
+    if task["format"] == "torchscript":
+        schema = model.forward.schema
+        inputs = [{"name": a.name, "dtype": None, "shape": None} for a in schema.arguments[1:]]
+        return {"inputs": inputs, "outputs": None}
+    inputs = []
+    placeholders = {n.name: n for n in model.graph.nodes if n.op == "placeholder"}
+    ranges = {str(k): v for k, v in model.range_constraints.items()}
+    for spec in model.graph_signature.input_specs:
+        if spec.kind.name != "USER_INPUT":
+            continue
+        value = placeholders[spec.arg.name].meta.get("val")
+        shape: list[int] = []
+        most: list[int | None] = []
+        for dim in value.shape:
+            if isinstance(dim, int):
+                shape.append(dim)
+                most.append(dim)
+            else:
+                bound = ranges.get(str(dim))
+                upper = int(bound.upper) if bound is not None and str(bound.upper) not in ("oo", "int_oo") else None
+                shape.append(-1)
+                most.append(upper)
+        inputs.append({"name": spec.arg.name, "dtype": _dtype(value.dtype), "shape": shape, "max_shape": most})
+    outputs = [s.arg.name for s in model.graph_signature.output_specs if s.kind.name == "USER_OUTPUT"]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def run(task: Task) -> dict[str, Any]:
+    """Run the model on every case; save its outputs (named as the contract says, else numbered) per case."""
+    fn = _callable(task["format"], _load(task["format"], task["path"]))
+    names, outputs = task["input_names"], list(task["output_names"])
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for case, tensors in load_cases(Path(task["inputs"])).items():
+        with torch.inference_mode():
+            values = _tuple(fn(*(torch.from_numpy(tensors[n]) for n in names)), outputs)
+        if not outputs:  # the model declares no names: number them
+            outputs = ["output"] if len(values) == 1 else [f"output_{i}" for i in range(len(values))]
+        if len(values) != len(outputs):
+            raise StepError(f"the model returned {len(values)} outputs, the contract names {len(outputs)}")
+        found[case] = {n: v.detach().cpu().numpy() for n, v in zip(outputs, values, strict=True)}
+    save_cases(Path(task["out"]), found)
+    return {"cases": len(found)}
+
+
+def examples_of(entry: ModelEntry, path: str) -> tuple[torch.Tensor, ...]:
+    tensors = next(iter(load_cases(Path(path)).values()))
+    return tuple(torch.from_numpy(tensors[n]) for n in entry.input_names)
+
+
+def to_onnx(task: Task) -> dict[str, Any]:
+    """torch -> ONNX, named as the contract says, with a dynamic batch axis and dynamic axes kept."""
+    entry = ModelEntry.model_validate_json(task["contract"])
+    examples = examples_of(entry, task["example"])
+    model = _load(task["format"], task["path"])
+    with _quiet():
+        if task["format"] == "torchscript":
+            dynamic = {
+                t.name: {0: "batch", **{i + 1: f"{t.name}_{i + 1}" for i, d in enumerate(t.shape) if d == -1}}
+                for t in entry.inputs
+            }
+            torch.onnx.export(
+                model, examples, task["out"], input_names=entry.input_names, output_names=entry.output_names,
+                dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            )  # fmt: skip
+        else:
+            program = torch.onnx.export(
+                model, examples, input_names=entry.input_names, output_names=entry.output_names,
+                opset_version=OPSET, dynamo=True, verbose=False,
+            )  # fmt: skip
+            assert program is not None
+            program.save(task["out"])
+    return {"onnx": task["out"]}
+
+
+class Ordered(torch.nn.Module):
+    """Inputs in the contract's order to the model's order; outputs to a tuple in the contract's order."""
+
+    def __init__(self, model: torch.nn.Module, positions: list[int], outputs: list[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.positions = positions
+        self.outputs = outputs
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(*(args[i] for i in self.positions))
+        values = out if isinstance(out, (tuple, list)) else (out,)
+        return tuple(values[i] for i in self.outputs)
+
+
+def _onnx2torch() -> Any:
+    """onnx2torch, importable although PyPI's torchvision does not load beside this CPU torch.
+
+    onnx2torch imports torchvision at import time for two converters only (NonMaxSuppression,
+    RoiAlign). PyPI's torchvision wheels are built against CUDA torch and fail to load here
+    (``operator torchvision::nms does not exist``), so it is not installed; a stand-in module
+    makes the import succeed and makes those two ops, and only they, fail with a clear message.
+    """
+    if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
+
+        def unavailable(*args: object, **kwargs: object) -> None:
+            raise StepError("this op needs torchvision, which does not load with this torch build; use --pair")
+
+        stand_in = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+        ops.nms = ops.roi_align = ops.box_convert = unavailable  # type: ignore[attr-defined]
+        stand_in.ops = ops  # type: ignore[attr-defined]
+        sys.modules["torchvision"], sys.modules["torchvision.ops"] = stand_in, ops
+    return importlib.import_module("onnx2torch")
+
+
+def save_torch(
+    module: torch.nn.Module, entry: ModelEntry, examples: tuple[torch.Tensor, ...], out_dir: Path
+) -> dict[str, Any]:
+    """TorchScript by tracing if it reproduces the module, else a torch.export program."""
+    module.eval()
+    with torch.inference_mode():
+        expected = module(*examples)
+    errors = []
+    with _quiet():
+        try:
+            traced = torch.jit.trace(module, examples, check_trace=False)
+            with torch.inference_mode():
+                got = traced(*examples)
+            if all(torch.allclose(a, b, atol=1e-6, equal_nan=True) for a, b in zip(got, expected, strict=True)):
+                path = out_dir / f"torchscript/{entry.name}.pt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.jit.save(traced, str(path))
+                return {"kind": "torchscript", "path": str(path)}
+            errors.append("torch.jit.trace: the traced module disagrees with the converted one")
+        except Exception as exc:  # noqa: BLE001 - try torch.export next
+            errors.append(f"torch.jit.trace: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        try:
+            batch = torch.export.Dim("batch", min=1, max=max(2, entry.max_batch))
+            shapes = tuple(
+                {0: batch, **{i + 1: torch.export.Dim(f"{t.name}_{i + 1}", min=1, max=m)
+                             for i, (d, m) in enumerate(zip(t.shape, t.largest, strict=True)) if d == -1}}
+                for t in entry.inputs
+            )  # fmt: skip
+            program = torch.export.export(module, examples, dynamic_shapes=shapes)
+            path = out_dir / f"torchexport/{entry.name}.pt2"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.export.save(program, str(path))
+            return {"kind": "torch_export", "path": str(path)}
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"torch.export: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    raise StepError("cannot make a TorchServe artifact: " + "; ".join(errors))
+
+
+def from_onnx(task: Task) -> dict[str, Any]:
+    """ONNX -> PyTorch (onnx2torch) -> TorchScript or torch.export."""
+    import onnx
+
+    entry = ModelEntry.model_validate_json(task["contract"])
+    graph = onnx.load(task["onnx"]).graph
+    initializers = {i.name for i in graph.initializer}
+    onnx_inputs = [i.name for i in graph.input if i.name not in initializers]
+    onnx_outputs = [o.name for o in graph.output]
+    try:
+        converted = _onnx2torch().convert(task["onnx"])
+    except NotImplementedError as exc:
+        raise StepError(f"onnx2torch cannot convert this model: {exc}") from None
+    module = Ordered(
+        converted,
+        [entry.input_names.index(n) for n in onnx_inputs],
+        [onnx_outputs.index(n) for n in entry.output_names],
+    )
+    return save_torch(module, entry, examples_of(entry, task["example"]), Path(task["out_dir"]))
+
+
+HANDLERS = {"inspect": inspect, "run": run, "to_onnx": to_onnx, "from_onnx": from_onnx}
+
+if __name__ == "__main__":
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    sys.exit(main(HANDLERS))

@@ -1,0 +1,434 @@
+"""``duoserve models add``: bring a model in one framework, get both, proven equal, registered at once.
+
+The paths, by what the user brings (the source's own runtime is the parity reference):
+
+==============================  ============  =================================================
+source                          reference     produced
+==============================  ============  =================================================
+ONNX file                       ONNX Runtime  torch: onnx2torch -> TorchScript (torch.export if
+                                              tracing fails); TF: onnx2tf -> SavedModel
+TorchScript ``.pt``             torch         ONNX: torch.onnx (TorchScript exporter); TF: onnx2tf
+torch.export ``.pt2``           torch         ONNX: torch.onnx (dynamo exporter); TF: onnx2tf
+SavedModel directory            TensorFlow    ONNX: tf2onnx; torch: onnx2torch -> TorchScript
+``.keras`` file                 Keras (TF)    TF: Keras' export; ONNX: tf2onnx; torch: Keras on
+                                              its torch backend -> TorchScript / torch.export
+``--pair TORCH TF``             torch         ONNX: torch.onnx; the pair's TF side is checked too
+==============================  ============  =================================================
+
+The ONNX file also becomes the ``_ort`` archive. Every produced artifact is run in its own
+runtime on the same seeded inputs (batch 1, 7 and the max batch, dynamic axes at their
+maximum) and on ``--sample`` rows, and must agree with the reference within the tolerance
+(:mod:`.parity`); otherwise nothing is registered. Everything is built in a staging root
+and committed at once (:mod:`.register`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from contract.artifacts import artifact_path, sha256_path, sha256_text
+from contract.manifest import (
+    MODEL_NAME_PATTERN,
+    NAME_PATTERN,
+    ArtifactRecord,
+    Manifest,
+    ModelEntry,
+    ParityRecord,
+    SourceInfo,
+    TensorSpec,
+)
+from contract.tensors import NUMPY_DTYPES, sample_inputs
+from services.jobs import load_cases, save_cases
+from stack.build import record, stages_of
+from stack.builtins import BUILTINS
+
+from . import converters
+from .parity import Gate, check_reference
+from .register import commit, locked, staging_root
+from .spec import Declared, RefusedError, dtype_of, merge_inputs, parse_input_option
+from .steps import REPO, Steps
+
+#: Largest source accepted: ONNX's protobuf cannot hold more than 2 GiB in one file, and a model of
+#: that size takes minutes per conversion on a CPU host.
+MAX_SOURCE_BYTES = 2 * 1024**3
+#: Most instances one request may carry, unless --max-batch says otherwise.
+DEFAULT_MAX_BATCH = 32
+#: The worker and runtime of each format / artifact kind.
+WORKER = {"onnx": "onnx", "torchscript": "torch", "torch_export": "torch", "savedmodel": "tf", "keras": "tf"}
+RUNTIME = {
+    "onnx": "ONNX Runtime",
+    "torchscript": "TorchScript",
+    "torch_export": "torch.export",
+    "savedmodel": "TensorFlow",
+    "keras": "Keras",
+}
+#: Artifact kind -> the format its runtime reads it as.
+KIND_FORMAT = {"onnx": "onnx", "torchscript": "torchscript", "torch_export": "torch_export", "tf": "savedmodel"}
+Cases = dict[str, dict[str, np.ndarray]]
+Say = Callable[[str], None]
+
+
+@dataclass
+class AddOptions:
+    """What ``duoserve models add`` was asked."""
+
+    name: str
+    source: Path | None = None
+    pair: tuple[Path, Path] | None = None
+    inputs: list[str] = field(default_factory=list)
+    sample: Path | None = None
+    atol: float = 1e-4
+    rtol: float | None = None
+    max_batch: int | None = None
+    max_length: int | None = None
+    replace: bool = False
+
+
+def detect(path: Path) -> str:
+    """The format of a model file or directory, from what it is; RefusedError for anything else."""
+    if not path.exists():
+        raise RefusedError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "savedmodel"
+        raise RefusedError(f"{path}: a directory that is not a SavedModel (no saved_model.pb in it)")
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise RefusedError(f"{path}: {size / 1024**3:.1f} GiB is over duoserve's limit of 2 GiB per model file")
+    if size == 0:
+        raise RefusedError(f"{path}: the file is empty, not a model")
+    formats = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".pt2": "torch_export", ".keras": "keras"}
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None:
+        raise RefusedError(
+            f"{path}: not a model duoserve takes (an .onnx, .pt TorchScript, .pt2 torch.export or .keras file, "
+            "or a SavedModel directory)"
+        )
+    zipped = path.read_bytes()[:4] == b"PK\x03\x04"
+    if fmt != "onnx" and not zipped:
+        raise RefusedError(f"{path}: not a {fmt} model (it is not the zip archive such a model is)")
+    if fmt == "onnx" and zipped:
+        raise RefusedError(f"{path}: not an ONNX model (it is a zip archive)")
+    return fmt
+
+
+def sanitize(names: list[str]) -> dict[str, str]:
+    """Tensor names as the contract takes them (JSON keys, TF signature keys): letters, digits, ``_``."""
+    out: dict[str, str] = {}
+    for name in names:
+        clean = re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]).strip("_") or "t"
+        if not re.match(r"[A-Za-z_]", clean):
+            clean = f"t_{clean}"
+        clean, base, n = clean[:64], clean[:60], 1
+        while clean in out.values():
+            n += 1
+            clean = f"{base}_{n}"
+        out[name] = clean
+    return out
+
+
+def read_sample(path: Path, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:
+    """The ``--sample`` arrays, checked against the inputs (names, dtypes, shapes, row counts)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # noqa: BLE001 - any failure: not an .npz we can read
+        raise RefusedError(f"--sample {path}: not an .npz of arrays ({str(exc).splitlines()[0]})") from None
+    names = [t.name for t in inputs]
+    if set(arrays) != set(names):
+        raise RefusedError(f"--sample {path} holds {sorted(arrays)}; the model's inputs are {', '.join(names)}")
+    rows = {len(a) if a.ndim else 0 for a in arrays.values()}
+    if len(rows) != 1 or 0 in rows:
+        raise RefusedError(f"--sample {path}: every input needs the same number of rows (≥ 1); got {sorted(rows)}")
+    out: dict[str, np.ndarray] = {}
+    for tensor in inputs:
+        array = arrays[tensor.name]
+        if not tensor.fits(tuple(array.shape[1:])):
+            raise RefusedError(
+                f"--sample {path}: {tensor.name} has rows of shape {list(array.shape[1:])}; "
+                f"the model takes {tensor.shape_text()}"
+            )
+        kind = {"float32": "fiu", "float16": "fiu", "int64": "iu", "int32": "iu", "bool": "b"}[tensor.dtype]
+        if array.dtype.kind not in kind:
+            raise RefusedError(f"--sample {path}: {tensor.name} is {array.dtype}; the model takes {tensor.dtype}")
+        out[tensor.name] = array.astype(NUMPY_DTYPES[tensor.dtype])
+    return out
+
+
+def parity_cases(entry: ModelEntry, sample: dict[str, np.ndarray] | None) -> Cases:
+    """Seeded batches of 1, 7 and the max batch (dynamic axes at their maximum), then the sample in chunks."""
+    sizes = sorted({1, min(7, entry.max_batch), entry.max_batch})
+    cases: Cases = {f"batch {n}": sample_inputs(entry, n, seed=17) for n in sizes}
+    if sample is not None:
+        rows = len(next(iter(sample.values())))
+        for i, start in enumerate(range(0, rows, entry.max_batch)):
+            cases[f"sample {i + 1}"] = {k: v[start : start + entry.max_batch] for k, v in sample.items()}
+    return cases
+
+
+def output_specs(reference: dict[str, np.ndarray], declared: dict[str, Declared]) -> tuple[TensorSpec, ...]:
+    """The outputs' contract, from the reference run (dtypes, per-row shapes) and what the source declares dynamic."""
+    specs = []
+    for name, value in reference.items():
+        dtype = dtype_of(str(value.dtype), f"output {name}")
+        assert dtype is not None
+        per_row = tuple(int(d) for d in value.shape[1:])
+        known = declared.get(name)
+        dynamic: list[int] = []
+        if known is not None and known.shape is not None and len(known.shape) == value.ndim:
+            dynamic = [i for i, d in enumerate(known.shape[1:]) if d is None]
+        shape = tuple(-1 if i in dynamic else d for i, d in enumerate(per_row))
+        specs.append(
+            TensorSpec(name=name, dtype=dtype, shape=shape, max_shape=per_row if dynamic else None)  # type: ignore[arg-type]
+        )
+    return tuple(specs)
+
+
+@dataclass
+class Adder:
+    """One ``models add`` run: its options, where it stages, its steps and its log."""
+
+    opts: AddOptions
+    root: Path
+    say: Say
+    stage: Path = field(init=False)
+    work: Path = field(init=False)
+    log_path: Path = field(init=False)
+    steps: Steps = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stage = staging_root(self.root, self.opts.name)
+        self.work = self.stage / "work"
+        self.log_path = REPO / "logs" / "models" / f"{self.opts.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        self.steps = Steps(self.work, self.log_path)
+
+    @property
+    def cases(self) -> Path:
+        return self.work / "cases.npz"
+
+    def artifact(self, kind: str) -> Path:
+        """Where ``kind`` of this model goes in the staging root."""
+        return artifact_path(self.stage, self.opts.name, kind)
+
+    def inspect(self, fmt: str, path: Path) -> tuple[list[Declared], list[Declared] | None]:
+        """The source's declared inputs and outputs (outputs None: it declares none, TorchScript)."""
+        tasks: list[dict[str, Any]] = [{"op": "inspect", "format": fmt, "path": str(path)}]
+        if fmt == "onnx":
+            tasks.insert(0, {"op": "check", "path": str(path)})
+        found = self.steps.run(WORKER[fmt], tasks)[-1]
+        inputs = [
+            Declared.from_json({**t, "dtype": dtype_of(t.get("dtype"), f"input {t['name']}")}) for t in found["inputs"]
+        ]
+        if found.get("outputs") is None:
+            return inputs, None
+        outputs = [
+            Declared.from_json(o if isinstance(o, dict) else {"name": o, "dtype": None, "shape": None})
+            for o in found["outputs"]
+        ]
+        for tensor in outputs:
+            dtype_of(tensor.dtype, f"output {tensor.name}")
+        return inputs, outputs
+
+    def run(self, fmt: str, path: Path, entry: ModelEntry, label: str, outputs: list[str] | None = None) -> Cases:
+        """``path``'s outputs on every case, in its own runtime, named as ``entry`` (or ``outputs``) says.
+
+        ``outputs`` empty: the model declares no names (TorchScript); they become ``output``/``output_<i>``.
+        """
+        target = self.work / f"{label}.npz"
+        task = {
+            "op": "run",
+            "format": fmt,
+            "path": str(path),
+            "inputs": str(self.cases),
+            "out": str(target),
+            "input_names": entry.input_names,
+            "output_names": entry.output_names if outputs is None else outputs,
+            "signature": entry.tf_signature,
+        }
+        self.steps.run(WORKER[fmt], [task])
+        return load_cases(target)
+
+    def gate(self, what: str, against: str, reference: Cases, candidate: Cases) -> ParityRecord:
+        gate = Gate(what, against, self.opts.atol, self.opts.rtol)
+        for case, outputs in reference.items():
+            rows = len(next(iter(outputs.values())))
+            gate.add(case, rows, outputs, candidate[case], sample=case.startswith("sample"))
+        return gate.record()
+
+    # -- the whole add ------------------------------------------------------------------------
+
+    def add(self, manifest: Manifest) -> ModelEntry:
+        opts = self.opts
+        pair_tf: tuple[str, Path] | None = None
+        if opts.pair is not None:
+            torch_path, tf_path = opts.pair
+            fmt, source = detect(torch_path), torch_path
+            tf_fmt = detect(tf_path)
+            if fmt not in ("torchscript", "torch_export") or tf_fmt not in ("savedmodel", "keras"):
+                raise RefusedError(
+                    f"--pair takes a torch model (.pt or .pt2) first and a TF one (SavedModel or .keras) second; "
+                    f"got {fmt} and {tf_fmt}"
+                )
+            pair_tf = (tf_fmt, tf_path)
+        else:
+            assert opts.source is not None
+            fmt, source = detect(opts.source), opts.source
+        self.say(f"{opts.name}: {source} ({RUNTIME[fmt]}); details in {self.log_path}")
+        if fmt == "onnx":
+            source = converters.normalize_onnx(self, source)
+        declared_in, declared_out = self.inspect(fmt, source)
+        for tensor in declared_in:
+            if not re.fullmatch(NAME_PATTERN, tensor.name):
+                raise RefusedError(f"input {tensor.name!r} is not a name duoserve can serve (letters, digits, _)")
+        inputs = merge_inputs(declared_in, [parse_input_option(t) for t in opts.inputs], opts.max_length)
+        names = self._output_names(fmt, declared_out, pair_tf)
+        max_batch = opts.max_batch or DEFAULT_MAX_BATCH
+        sample = read_sample(opts.sample, inputs) if opts.sample else None
+        draft = ModelEntry(
+            name=opts.name,
+            origin="user",
+            inputs=inputs,
+            outputs=tuple(TensorSpec(name=n, shape=(1,)) for n in names or ["pending"]),
+            max_batch=max_batch,
+        )
+        save_cases(self.cases, parity_cases(draft, sample))
+        self.say(f"  reference: {RUNTIME[fmt]}, batches 1, 7, {max_batch}" + (", the sample" if sample else ""))
+        reference = self.run(fmt, source, draft, "reference", outputs=names)
+        for case, outputs in reference.items():
+            check_reference(case, outputs)
+        declared = {d.name: d for d in declared_out or []}
+        entry = draft.model_copy(update={"outputs": output_specs(next(iter(reference.values())), declared)})
+        entry = ModelEntry.model_validate(entry.model_dump())
+        produced = converters.produce(self, entry, fmt, source, pair_tf)
+        parity: dict[str, ParityRecord] = {}
+        for kind, path in produced.items():
+            if path is None:
+                continue  # the source itself, served as it came
+            what = f"the {kind} artifact ({RUNTIME[KIND_FORMAT[kind]]})"
+            self.say(f"  parity: {what}")
+            parity[kind] = self.gate(what, RUNTIME[fmt], reference, self.run(KIND_FORMAT[kind], path, entry, kind))
+        return self._register(manifest, entry, fmt, source, produced, parity, sample)
+
+    def _output_names(self, fmt: str, declared: list[Declared] | None, pair_tf: tuple[str, Path] | None) -> list[str]:
+        if pair_tf is not None:
+            _, tf_declared = self.inspect(*pair_tf)
+            return [d.name for d in tf_declared or []]
+        if fmt in ("onnx", "savedmodel") and declared:
+            bad = [d.name for d in declared if not re.fullmatch(NAME_PATTERN, d.name)]
+            if bad:
+                raise RefusedError(f"output {bad[0]!r} is not a name duoserve can serve (letters, digits, _)")
+            return [d.name for d in declared]
+        if not declared:
+            return []  # TorchScript declares none: the reference run names them
+        return ["output"] if len(declared) == 1 else [f"output_{i}" for i in range(len(declared))]
+
+    def _register(
+        self,
+        manifest: Manifest,
+        entry: ModelEntry,
+        fmt: str,
+        source: Path,
+        produced: dict[str, Path | None],
+        parity: dict[str, ParityRecord],
+        sample: dict[str, np.ndarray] | None,
+    ) -> ModelEntry:
+        stage = self.stage
+        name = entry.name
+        src_dir = self.artifact("source")
+        src_dir.mkdir(parents=True, exist_ok=True)
+        given = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
+        for path in given:
+            assert path is not None
+            target = src_dir / path.name
+            (shutil.copytree if path.is_dir() else shutil.copy2)(path, target)
+        if sample is not None:
+            self.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.artifact("sample"), **dict(sample.items()))
+        for kind, path in produced.items():
+            if path is not None and path != self.artifact(kind):
+                self.artifact(kind).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), self.artifact(kind))
+            elif path is None:
+                self._adopt(kind, fmt, source)
+        records: dict[str, ArtifactRecord] = {}
+        source_sha = sha256_path(src_dir)
+        for kind in ("source", "sample", *produced):
+            path = self.artifact(kind)
+            if path.exists():
+                records[kind] = ArtifactRecord(
+                    path=path.relative_to(stage).as_posix(),
+                    sha256=sha256_path(path),
+                    recipe=sha256_text(kind, source_sha, json_contract(entry)),
+                )
+        entry = entry.model_copy(
+            update={
+                "source": SourceInfo(
+                    format="pair" if self.opts.pair else fmt,  # type: ignore[arg-type]
+                    files=tuple(p.name for p in given if p is not None),
+                    sha256=source_sha,
+                    reference={
+                        "onnx": "onnxruntime",
+                        "torchscript": "torchscript",
+                        "torch_export": "torch_export",
+                        "savedmodel": "tensorflow",
+                        "keras": "tensorflow",
+                    }[fmt],  # type: ignore[arg-type]
+                ),
+                "parity": parity,
+                "artifacts": records,
+            }
+        )
+        self.say("  archives: TorchServe .mar and _ort.mar")
+        Manifest(models={name: entry}).write(stage / "manifest.json")
+        converters.archives(self, entry)
+        shas = {k: r.sha256 for k, r in entry.artifacts.items()}
+        for stage_def in stages_of(entry):
+            entry.artifacts[stage_def.kind] = record(stage, entry, stage_def, shas)
+        return entry
+
+    def _adopt(self, kind: str, fmt: str, source: Path) -> None:
+        """The source itself is this kind's artifact: copy it into place."""
+        target = self.artifact(kind)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+
+
+def json_contract(entry: ModelEntry) -> str:
+    import json
+
+    return json.dumps(entry.contract(), sort_keys=True)
+
+
+def add(opts: AddOptions, root: Path, say: Say) -> ModelEntry:
+    """Run ``models add``; RefusedError (one line) leaves the artifacts and the manifest as they were."""
+    if not re.fullmatch(MODEL_NAME_PATTERN, opts.name):
+        raise RefusedError(
+            f"{opts.name!r} is not a model name: lower-case letters, digits and _, starting with a letter, at most 40"
+        )
+    if opts.name in BUILTINS:
+        raise RefusedError(f"{opts.name!r} is a built-in model's name; choose another")
+    if opts.max_batch is not None and opts.max_batch < 1:
+        raise RefusedError("--max-batch must be at least 1")
+    if (opts.source is None) == (opts.pair is None):
+        raise RefusedError("give one model file, or --pair TORCH_FILE TF_MODEL")
+    with locked(root):
+        from contract.manifest import read_manifest
+
+        manifest = read_manifest(root, missing_ok=True)
+        if opts.name in manifest.models and not opts.replace:
+            raise RefusedError(f"model {opts.name!r} exists; add --replace to replace it")
+        adder = Adder(opts, root, say)
+        try:
+            entry = adder.add(manifest)
+            commit(root, manifest, opts.name, entry, adder.stage)
+        finally:
+            shutil.rmtree(adder.stage, ignore_errors=True)
+    return entry

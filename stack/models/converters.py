@@ -1,0 +1,180 @@
+"""Which converter makes which artifact from which source, and the onnx2tf venv it needs.
+
+Field converters only, never hand-written graph code: torch.onnx, onnx2torch, tf2onnx,
+Keras 3's torch backend, and onnx2tf for ONNX -> TF. onnx2tf pins TensorFlow 2.19,
+numpy 1.26 and onnx 1.19, which clash with the serving stack (TF 2.21, numpy 2.4), so it
+runs from a venv of its own, ``.venv-onnx2tf``, created on first use from
+``onnx2tf.requirements.txt`` (``make converters`` creates it ahead).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from contract.manifest import ModelEntry
+
+from .spec import RefusedError
+from .steps import REPO
+
+if TYPE_CHECKING:
+    from .add import Adder
+
+ONNX2TF_VENV = Path(os.environ.get("DUOSERVE_ONNX2TF_VENV") or REPO / ".venv-onnx2tf")
+ONNX2TF_REQUIREMENTS = Path(__file__).resolve().parent / "onnx2tf.requirements.txt"
+
+
+def onnx2tf_command() -> Path:
+    """onnx2tf's command in its own venv, creating the venv first if it is missing or stale."""
+    stamp = ONNX2TF_VENV / ".installed"
+    command = ONNX2TF_VENV / "bin" / "onnx2tf"
+    wanted = ONNX2TF_REQUIREMENTS.read_text()
+    if command.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return command
+    print(f"creating the onnx2tf converter venv {ONNX2TF_VENV} (once; a few minutes)", flush=True)
+    python = ONNX2TF_VENV / "bin" / "python"
+    steps = [
+        [_base_python(), "-m", "venv", "--clear", str(ONNX2TF_VENV)],
+        [str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"],
+        [str(python), "-m", "pip", "install", "-q", "-r", str(ONNX2TF_REQUIREMENTS)],
+    ]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RefusedError(f"cannot create the onnx2tf venv ({' '.join(cmd[:4])}…): {tail[0]}")
+    stamp.write_text(wanted)
+    return command
+
+
+def _base_python() -> str:
+    """The interpreter the project venv was made from (a venv cannot make a venv of itself without it)."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(base) if base.exists() else "python3.11"
+
+
+def normalize_onnx(adder: Adder, source: Path) -> Path:
+    """The ONNX source with inputs and outputs named as the contract can take them (edges renamed, graph untouched)."""
+    from .add import sanitize
+
+    found = adder.steps.run("onnx", [{"op": "check", "path": str(source)}, {"op": "inspect", "path": str(source)}])[-1]
+    inputs = sanitize([t["name"] for t in found["inputs"]])
+    outputs = sanitize([t["name"] for t in found["outputs"]])
+    if all(k == v for k, v in {**inputs, **outputs}.items()):
+        return source
+    target = adder.work / "normalized.onnx"
+    task = {"op": "rename", "path": str(source), "inputs": inputs, "outputs": outputs, "out": str(target)}
+    adder.steps.run("onnx", [task])
+    renamed = ", ".join(f"{k} -> {v}" for k, v in {**inputs, **outputs}.items() if k != v)
+    adder.say(f"  names: {renamed} (JSON keys and TF signature keys take letters, digits and _)")
+    return target
+
+
+def produce(
+    adder: Adder, entry: ModelEntry, fmt: str, source: Path, pair_tf: tuple[str, Path] | None
+) -> dict[str, Path | None]:
+    """Every artifact ``entry`` needs, made in the staging area: kind -> path (None: the source itself)."""
+    contract = entry.model_dump_json()
+    example = str(adder.cases)
+    made: dict[str, Path | None] = {}
+    if fmt == "onnx":
+        made["onnx"] = None
+        made.update(_torch_from_onnx(adder, contract, source, example))
+        made["tf"] = _tf_from_onnx(adder, entry, source)
+    elif fmt in ("torchscript", "torch_export"):
+        made[fmt] = None
+        onnx = adder.work / "from_torch.onnx"
+        adder.say("  ONNX: torch.onnx")
+        adder.steps.run(
+            "torch",
+            [{"op": "to_onnx", "format": fmt, "path": str(source), "contract": contract, "example": example,
+              "out": str(onnx)}],
+        )  # fmt: skip
+        made["onnx"] = onnx
+        made["tf"] = _tf_from_pair(adder, entry, pair_tf) if pair_tf else _tf_from_onnx(adder, entry, onnx)
+    elif fmt == "savedmodel":
+        made["tf"] = None
+        onnx = _onnx_from_savedmodel(adder, contract, source)
+        made["onnx"] = onnx
+        made.update(_torch_from_onnx(adder, contract, onnx, example))
+    elif fmt == "keras":
+        saved = _keras_to_savedmodel(adder, contract, source)
+        made["tf"] = saved
+        made["onnx"] = _onnx_from_savedmodel(adder, contract, saved)
+        adder.say("  torch: Keras 3 on its torch backend")
+        (found,) = adder.steps.run(
+            "keras_torch",
+            [{"op": "from_keras", "keras": str(source), "contract": contract, "example": example,
+              "out_dir": str(adder.work / "torch")}],
+            env={"KERAS_BACKEND": "torch"},
+        )  # fmt: skip
+        made[found["kind"]] = Path(found["path"])
+    else:
+        raise RefusedError(f"no conversion path from {fmt}")
+    return made
+
+
+def _torch_from_onnx(adder: Adder, contract: str, onnx: Path, example: str) -> dict[str, Path | None]:
+    adder.say("  torch: onnx2torch")
+    (found,) = adder.steps.run(
+        "torch",
+        [{"op": "from_onnx", "onnx": str(onnx), "contract": contract, "example": example,
+          "out_dir": str(adder.work / "torch")}],
+    )  # fmt: skip
+    return {found["kind"]: Path(found["path"])}
+
+
+def _onnx_from_savedmodel(adder: Adder, contract: str, saved: Path) -> Path:
+    adder.say("  ONNX: tf2onnx")
+    onnx = adder.work / "from_tf.onnx"
+    adder.steps.run("tf", [{"op": "to_onnx", "path": str(saved), "contract": contract, "out": str(onnx)}])
+    return onnx
+
+
+def _keras_to_savedmodel(adder: Adder, contract: str, keras_file: Path) -> Path:
+    adder.say("  TF: Keras export")
+    saved = adder.work / "keras_savedmodel"
+    adder.steps.run("tf", [{"op": "to_savedmodel", "keras": str(keras_file), "contract": contract, "out": str(saved)}])
+    return saved
+
+
+def _tf_from_pair(adder: Adder, entry: ModelEntry, pair_tf: tuple[str, Path]) -> Path:
+    fmt, path = pair_tf
+    if fmt == "keras":
+        return _keras_to_savedmodel(adder, entry.model_dump_json(), path)
+    copy = adder.work / "pair_savedmodel"
+    shutil.copytree(path, copy)
+    return copy
+
+
+def _tf_from_onnx(adder: Adder, entry: ModelEntry, onnx: Path) -> Path:
+    """ONNX -> SavedModel with onnx2tf, input layouts kept (NCHW stays NCHW), signature named as the contract."""
+    command = onnx2tf_command()
+    adder.say("  TF: onnx2tf")
+    out = adder.work / "onnx2tf"
+    given = adder.work / "onnx2tf-input.onnx"
+    shutil.copy(onnx, given)  # onnx2tf simplifies its input file in place
+    args = [str(command), "-i", str(given), "-o", str(out), "-osd", "-kat", *entry.input_names, "-non_verbose"]
+    # onnx2tf runs `onnxsim` as a command (and skips simplifying, silently, when it is not on PATH)
+    path = f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    adder.steps.command("onnx2tf", args, env={"PATH": path})
+    saved = adder.work / "tf_savedmodel"
+    adder.steps.run(
+        "tf",
+        [{"op": "resign", "path": str(out), "contract": entry.model_dump_json(), "out": str(saved)}],
+    )
+    return saved
+
+
+def archives(adder: Adder, entry: ModelEntry) -> None:
+    """TorchServe's two archives of the staged model (the build's own export step, run on the staging root)."""
+    python = sys.executable
+    adder.steps.command(
+        "TorchServe archives",
+        [python, "-m", "services.torch_api.export", "--root", str(adder.stage), "--job", f"{entry.name}:mar",
+         "--job", f"{entry.name}:mar_ort"],
+    )  # fmt: skip
