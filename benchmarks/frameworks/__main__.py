@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--training", help=f"comma list of training programs, or none ({','.join(TRAINING_MODELS)})")
     parser.add_argument("--frameworks", help=f"comma list of workers to run ({','.join(FRAMEWORKS)})")
     parser.add_argument("--repeats", type=int, help="training repeats and inference windows")
+    parser.add_argument("--window-s", type=float, help="seconds per timed inference window")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -80,6 +81,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.training_models = [t for t in _split(args.training) or [] if t in TRAINING_MODELS]
     if args.repeats:
         plan.training.repeats = plan.timing.repeats = args.repeats
+    if args.window_s:
+        plan.timing.repeat_s = args.window_s
     return plan
 
 

@@ -29,6 +29,9 @@ def setup(threads: int, device: str) -> dict[str, Any]:
     torch.set_num_interop_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise UnavailableError(f"torch {torch.__version__} sees no CUDA device")
+    # full float32 on the GPU: TF32 convolutions and matmuls would buy speed with answers off by ~1e-3
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     return {
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -36,6 +39,7 @@ def setup(threads: int, device: str) -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "cuda_device": torch.cuda.get_device_name(0) if device == "cuda" else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "tf32": False,
         "machine": platform.machine(),
     }
 

@@ -64,7 +64,7 @@ class Training:
 class Timing:
     """How inference is timed: warm-up calls (not counted), then repeats of about ``repeat_s`` seconds each."""
 
-    warmup_calls: int = 5
+    warmup_calls: int = 10
     repeats: int = 3
     repeat_s: float = 1.0
     min_calls: int = 5
@@ -119,5 +119,5 @@ def quick_plan(plan: Plan) -> Plan:
         rnn_epochs=3,
         rnn_sequences=512,
     )
-    plan.timing = Timing(warmup_calls=3, repeats=3, repeat_s=0.3, min_calls=3, max_calls=3000)
+    plan.timing = Timing(warmup_calls=5, repeats=3, repeat_s=0.3, min_calls=3, max_calls=3000)
     return plan

@@ -10,6 +10,7 @@ the windows run, where there is a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -59,29 +60,35 @@ class Measured:
         }
 
 
-def measure(call: Callable[[], Any], timing: Timing) -> Measured:
-    """Time ``call``: first call and warm-up apart, then ``timing.repeats`` windows; keeps the first output."""
+def measure(
+    call: Callable[[], Any], timing: Timing, during: contextlib.AbstractContextManager[Any] | None = None
+) -> Measured:
+    """Time ``call``: first call and warm-up apart, then ``timing.repeats`` windows; keeps the first output.
+
+    A window runs calls until ``repeat_s`` has passed (at least ``min_calls``, at most
+    ``max_calls``), so a runtime whose warm-up calls are slow (a JIT profiling its first
+    runs) is still timed on enough steady calls. ``during`` (e.g. a :class:`GpuSampler`)
+    is entered around the windows only, never around compilation or warm-up.
+    """
     clock = time.perf_counter
     began = clock()
     output = call()
     first = clock() - began
-    warm: list[float] = []
     for _ in range(max(0, timing.warmup_calls - 1)):
-        start = clock()
         call()
-        warm.append(clock() - start)
-    per_call = statistics.median(warm) if warm else first
-    calls = int(min(timing.max_calls, max(timing.min_calls, timing.repeat_s / max(per_call, 1e-7))))
     measured = Measured(first_call_s=first, warmup_s=clock() - began, output=output)
-    for _ in range(timing.repeats):
-        window: list[float] = []
-        window_start = clock()
-        for _ in range(calls):
-            start = clock()
-            call()
-            window.append(clock() - start)
-        measured.window_s.append(clock() - window_start)
-        measured.windows.append(window)
+    with during if during is not None else contextlib.nullcontext():
+        for _ in range(timing.repeats):
+            window: list[float] = []
+            window_start = clock()
+            while len(window) < timing.max_calls and (
+                len(window) < timing.min_calls or clock() - window_start < timing.repeat_s
+            ):
+                start = clock()
+                call()
+                window.append(clock() - start)
+            measured.window_s.append(clock() - window_start)
+            measured.windows.append(window)
     return measured
 
 

@@ -12,6 +12,7 @@ check. Whatever cannot run is skipped with its reason, printed and recorded.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -43,6 +44,9 @@ def output_path(work: Path, model: str, batch: int, runtime: str) -> Path:
 
 
 def _side(framework: str) -> ModuleType:
+    required = {"pytorch": "torch", "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}[framework]
+    if importlib.util.find_spec(required) is None:
+        raise ImportError(f"{required} is not installed in this Python ({sys.executable})")
     if framework == "pytorch":
         from benchmarks.frameworks import inference_torch
 
@@ -68,9 +72,10 @@ class Worker:
         self.skipped: list[dict[str, Any]] = []
         self.gpu = GpuSampler() if plan.device == "cuda" else None
 
-    def skip(self, what: str, model: str, reason: str) -> None:
+    def skip(self, what: str, model: str, reason: str, kind: str = "unavailable") -> None:
+        """Record what did not run; ``kind`` is ``unavailable`` (cannot run here) or ``batch`` (above max_batch)."""
         print(f"[{self.framework}] skip {what} on {model}: {reason}", flush=True)
-        self.skipped.append({"framework": self.framework, "what": what, "model": model, "reason": reason})
+        self.skipped.append({"framework": self.framework, "what": what, "model": model, "reason": reason, "kind": kind})
 
     # -- training ---------------------------------------------------------------------------
 
@@ -122,14 +127,8 @@ class Worker:
     # -- inference --------------------------------------------------------------------------
 
     def _time(self, runtime: str, model: str, bind: Bind, arrays: dict[str, np.ndarray], batch: int) -> None:
-        call = bind(arrays)
-        if self.gpu is not None:
-            with self.gpu:
-                measured = measure(call, self.plan.timing)
-            gpu = self.gpu.result()
-        else:
-            measured = measure(call, self.plan.timing)
-            gpu = None
+        measured = measure(bind(arrays), self.plan.timing, during=self.gpu)
+        gpu = self.gpu.result() if self.gpu is not None else None
         path = output_path(self.work, model, batch, runtime)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **measured.output)
@@ -169,7 +168,7 @@ class Worker:
                     continue
                 for batch in batches:
                     if batch > entry.max_batch:
-                        self.skip(runtime, model, f"batch {batch} is above its max_batch {entry.max_batch}")
+                        self.skip(runtime, model, f"batch {batch} is above its max_batch {entry.max_batch}", "batch")
                         continue
                     self._time(runtime, model, bind, sample_inputs(entry, batch, self.plan.seed), batch)
         if "dynamic_rnn" in self.plan.training_models and self.framework != "onnxruntime":
@@ -192,7 +191,7 @@ def run(framework: str, plan: Plan, work: Path) -> dict[str, Any]:
         side = _side(framework)
         result["environment"] = side.setup(plan.threads, plan.device)
     except (ImportError, UnavailableError) as exc:
-        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
+        reason = str(exc)
         print(f"[{framework}] unavailable: {reason}", flush=True)
         return {
             **result,
