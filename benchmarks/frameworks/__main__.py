@@ -142,6 +142,8 @@ def environment(plan: Plan, results: list[dict[str, Any]], load_before: tuple[fl
         "seed": plan.seed,
         "quick": plan.quick,
         "command": "python -m benchmarks.frameworks " + " ".join(sys.argv[1:]),
+        # threading variables a user may have set (OMP_WAIT_POLICY changes PyTorch's CPU figures on a busy host)
+        "thread_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "KMP_", "MKL_", "TF_NUM_"))},
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "frameworks": {

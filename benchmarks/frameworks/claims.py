@@ -16,6 +16,8 @@ import statistics
 from typing import Any
 
 COMPARABLE = 1.5
+#: Mean GPU utilisations this close (percentage points) count as similar.
+SIMILAR_UTIL_POINTS = 20.0
 STATIC_PROGRAMS = ("simplenn", "dense784", "digits_cnn")
 TORCH_OPTIMIZED = ("torchscript", "torch_compile")
 TF_OPTIMIZED = ("tf_function", "tf_xla", "savedmodel")
@@ -180,8 +182,26 @@ def optimizations_claim(inference: list[dict[str, Any]], skipped: list[dict[str,
     }
 
 
+def _gpu_best(inference: list[dict[str, Any]], framework: str) -> dict[str, dict[str, Any]]:
+    """Per model, the framework's fastest runtime at that model's largest batch on the GPU."""
+    mine = [
+        e
+        for e in inference
+        if e["framework"] == framework
+        and e.get("gpu")
+        and e["model"] != "dynamic_rnn"
+        and e.get("parity") != "mismatch"
+    ]
+    best = {}
+    for model in sorted({e["model"] for e in mine}):
+        largest = max(e["batch"] for e in mine if e["model"] == model)
+        best[model] = min((e for e in mine if e["model"] == model and e["batch"] == largest), key=lambda e: e["p50_ms"])
+    return best
+
+
 def gpu_claim(inference: list[dict[str, Any]], device: str, unavailable: dict[str, str]) -> dict[str, Any]:
-    """GPU utilisation and throughput per framework at each model's largest batch."""
+    """GPU utilisation and throughput per framework at each model's largest batch; similar = within the factor
+    in samples/s and within :data:`SIMILAR_UTIL_POINTS` in mean utilisation."""
     claim = CLAIMS["gpu"]
     if device != "cuda":
         return {
@@ -190,31 +210,36 @@ def gpu_claim(inference: list[dict[str, Any]], device: str, unavailable: dict[st
             "verdict": "not measured (no GPU in this run)",
             "limits": "run with --device cuda on a GPU host",
         }
-    per: dict[str, list[str]] = {}
-    for framework in ("pytorch", "onnxruntime", "tensorflow"):
-        mine = [e for e in inference if e["framework"] == framework and e.get("gpu") and e["model"] != "dynamic_rnn"]
-        for model in sorted({e["model"] for e in mine}):
-            largest = max(e["batch"] for e in mine if e["model"] == model)
-            best = min((e for e in mine if e["model"] == model and e["batch"] == largest), key=lambda e: e["p50_ms"])
-            per.setdefault(framework, []).append(
-                f"{model}×{largest} {best['runtime']} {best['gpu']['gpu_util_mean_pct']:.0f} % "
-                f"(max {best['gpu']['gpu_util_max_pct']:.0f} %), {best['samples_per_s']:,.0f} samples/s"
-            )
-    text = "; ".join(f"{fw}: " + ", ".join(rows) for fw, rows in per.items()) or "no GPU figures"
-    if "tensorflow" in unavailable or "tensorflow" not in per:
-        verdict = (
-            "not testable here: TensorFlow did not run on the GPU (" + unavailable.get("tensorflow", "no figures") + ")"
+    best = {fw: _gpu_best(inference, fw) for fw in ("pytorch", "onnxruntime", "tensorflow")}
+    text = "; ".join(
+        f"{fw}: "
+        + ", ".join(
+            f"{m}×{e['batch']} {e['runtime']} {e['gpu']['gpu_util_mean_pct']:.0f} % "
+            f"(max {e['gpu']['gpu_util_max_pct']:.0f} %), {e['samples_per_s']:,.0f} samples/s"
+            for m, e in rows.items()
         )
-    elif "pytorch" not in per:
+        for fw, rows in best.items()
+        if rows
+    )
+    limits = "NVML utilisation is the share of time a kernel ran, not of the GPU's capacity"
+    if "tensorflow" in unavailable or not best["tensorflow"]:
+        why = unavailable.get("tensorflow", "no figures")
+        verdict = f"not testable here: TensorFlow did not run on the GPU ({why})"
+    elif not best["pytorch"]:
         verdict = "not testable here: PyTorch did not run on the GPU"
     else:
-        verdict = "measured; compare the utilisation and samples/s above"
-    return {
-        "claim": claim,
-        "measurement": text,
-        "verdict": verdict,
-        "limits": "NVML utilisation is the share of time a kernel ran, not of the GPU's capacity",
-    }
+        similar, compared = [], 0
+        for model, tf_e in best["tensorflow"].items():
+            torch_e = best["pytorch"].get(model)
+            if torch_e is None:
+                continue
+            compared += 1
+            ratio = torch_e["samples_per_s"] / tf_e["samples_per_s"]
+            gap = abs(torch_e["gpu"]["gpu_util_mean_pct"] - tf_e["gpu"]["gpu_util_mean_pct"])
+            if 1 / COMPARABLE <= ratio <= COMPARABLE and gap <= SIMILAR_UTIL_POINTS:
+                similar.append(model)
+        verdict = _share_verdict(similar, compared, "models")
+    return {"claim": claim, "measurement": text or "no GPU figures", "verdict": verdict, "limits": limits}
 
 
 def table(result: dict[str, Any]) -> list[dict[str, Any]]:

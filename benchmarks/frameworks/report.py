@@ -162,7 +162,8 @@ def _environment(env: dict[str, Any]) -> list[str]:
         f"{env['memory_gib']} GiB; {env['machine']}",
         f"GPU: {', '.join(env['gpus']) or 'none'}; device used: {env['device']}",
         f"OS: {env['os']}, Python {env['python']}",
-        f"threads per framework: {env['threads']} (seed {env['seed']}); load average before "
+        f"threads per framework: {env['threads']} (seed {env['seed']}; threading variables: "
+        f"{json.dumps(env.get('thread_env') or {})}); load average before "
         + " ".join(f"{v:.2f}" for v in env["load_average_before"])
         + ", after "
         + " ".join(f"{v:.2f}" for v in env["load_average_after"]),

@@ -131,3 +131,25 @@ def test_quick_plan_stays_within_its_bounds(artifacts_root: Path) -> None:
     assert full.batches["resnet"] == [1, 8, 32]
     assert full.batches["mlp"] == [1, 8, 64, 256]
     assert Plan.from_json(full.to_json()) == full
+
+
+def test_gpu_claim_with_both_frameworks() -> None:
+    def gpu(framework: str, runtime: str, model: str, rate: float, util: float) -> dict[str, Any]:
+        return {
+            **_infer(runtime, model, 32, 1.0),
+            "framework": framework,
+            "samples_per_s": rate,
+            "gpu": {"gpu_util_mean_pct": util, "gpu_util_max_pct": util},
+        }
+
+    rows = [
+        gpu("pytorch", "torchscript", "resnet", 1000.0, 80.0),
+        gpu("tensorflow", "savedmodel", "resnet", 900.0, 75.0),
+        gpu("pytorch", "torchscript", "digits", 1000.0, 40.0),
+        gpu("tensorflow", "tf_xla", "digits", 300.0, 10.0),
+    ]
+    assert claims.gpu_claim(rows[:2], "cuda", {})["verdict"] == "holds"
+    assert claims.gpu_claim(rows[2:], "cuda", {})["verdict"] == "does not hold"
+    mixed = claims.gpu_claim(rows, "cuda", {})
+    assert mixed["verdict"] == "holds only for models resnet"  # 1 of 2: between a third and two thirds
+    assert "tensorflow: digits×32 tf_xla 10 %" in mixed["measurement"]
