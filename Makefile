@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts converters test lint run up down clean
+.PHONY: help setup artifacts converters test lint run up down frameworks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -52,6 +52,11 @@ run: artifacts  ## start the stack natively, run the default comparison, write r
 	@trap '$(PY) -m stack down' EXIT; trap 'exit 130' INT TERM; \
 	$(PY) -m stack up && \
 	$(PY) -m loadtests run --profile default --out reports $(RUN_ARGS)
+
+# `make frameworks ARGS=--quick`: the frameworks themselves, in process (docs/frameworks.md)
+ARGS ?=
+frameworks: artifacts  ## training and in-process inference speed of both frameworks; writes reports/frameworks-<time>/
+	$(PY) -m benchmarks.frameworks --out reports $(ARGS)
 
 up: artifacts  ## start torch_api, tf_api and the gateway in the background; returns when all are ready
 	$(PY) -m stack up

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from loadtests import plots
+from loadtests import frameworks_link, plots
 from loadtests.summary import Spread, SummaryRow
 from loadtests.targets import DIRECT_OF, TARGETS
 
@@ -157,6 +157,17 @@ def gateway_reconciliation(out: Path, results: dict[str, Any]) -> list[dict[str,
     return rows
 
 
+def _serving_p50(rows: list[SummaryRow], samples: dict[str, list[float]]) -> dict[str, tuple[str, float | None]]:
+    """Per target: its backend and p50 in ms (exact samples where kept, else the CSV median)."""
+    return {
+        r.target: (
+            TARGETS[r.target].backend if r.target in TARGETS else r.target,
+            statistics.median(samples[r.target]) if samples.get(r.target) else r.latency["p50"].median,
+        )
+        for r in rows
+    }
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -207,7 +218,11 @@ def build(out: Path) -> Built:
         "gate": gate,
         "csvs": sorted(p.relative_to(out).as_posix() for p in (out / "csv").glob("*.csv")),
     }
-    context["plots"] = plots.draw_all(out, rows, _load_samples(out, runs), context["steps"], context["overhead"])
+    samples = _load_samples(out, runs)
+    context["frameworks"] = frameworks_link.framework_compute(
+        out.parent, out, results["model"], int(results["batch"]), _serving_p50(rows, samples)
+    )
+    context["plots"] = plots.draw_all(out, rows, samples, context["steps"], context["overhead"])
     env = _templates()
     summary = env.get_template("summary.md").render(**context)
     context["summary_md"] = summary

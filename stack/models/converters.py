@@ -33,8 +33,8 @@ def onnx2tf_command() -> Path:
     stamp = ONNX2TF_VENV / ".installed"
     command = ONNX2TF_VENV / "bin" / "onnx2tf"
     wanted = ONNX2TF_REQUIREMENTS.read_text()
-    if command.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return command
+    if command.exists() and (os.environ.get("DUOSERVE_ONNX2TF_VENV") or stamp.exists() and stamp.read_text() == wanted):
+        return command  # an explicitly given venv is used as it is
     print(f"creating the onnx2tf converter venv {ONNX2TF_VENV} (once; a few minutes)", flush=True)
     python = ONNX2TF_VENV / "bin" / "python"
     steps = [

@@ -32,6 +32,13 @@ PROBE = (
         ("stack.native", []),
         ("loadtests.payload", []),
         ("gateway.app", []),
+        # benchmarks.frameworks: only a worker imports a framework, and only its own
+        ("benchmarks.frameworks.__main__", []),
+        ("benchmarks.frameworks.worker", []),
+        ("benchmarks.frameworks.inference_torch", ["torch"]),
+        ("benchmarks.frameworks.inference_tf", ["tensorflow"]),
+        ("benchmarks.frameworks.inference_ort", []),
+        ("loadtests.frameworks_link", []),
     ],
 )
 def test_framework_imports(module: str, allowed: list[str]) -> None:

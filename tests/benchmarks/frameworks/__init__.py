@@ -1,0 +1,1 @@
+"""benchmarks.frameworks: parity of every runtime, the JSON schema, the quick mode's bounds."""
