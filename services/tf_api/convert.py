@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,15 +146,31 @@ def to_savedmodel(task: Task) -> dict[str, Any]:
     return {"savedmodel": task["out"]}
 
 
+def _match(ours: list[str], theirs: list[str], what: str) -> dict[str, str]:
+    """Our tensor name -> the converter's: the same name (case and punctuation aside), else onnx2tf's
+    positional ``output_<i>``, else the only one."""
+
+    def key(name: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", name.lower())
+
+    by_key = {key(t): t for t in theirs}
+    if len(by_key) == len(theirs) and all(key(o) in by_key for o in ours):
+        return {o: by_key[key(o)] for o in ours}
+    positional = {int(m.group(1)): t for t in theirs if (m := re.fullmatch(r"output_(\d+)", t))}
+    if len(positional) == len(theirs) == len(ours) and sorted(positional) == list(range(len(ours))):
+        return {o: positional[i] for i, o in enumerate(ours)}
+    if len(ours) == len(theirs) == 1:
+        return {ours[0]: theirs[0]}
+    raise StepError(f"the converted SavedModel's {what}s {sorted(theirs)} do not match the model's {ours}")
+
+
 def resign(task: Task) -> dict[str, Any]:
     """Re-export a converter's SavedModel with one signature named as the contract says."""
     entry = ModelEntry.model_validate_json(task["contract"])
     loaded, signature = _signature(task["path"], task.get("signature", "serving_default"))
     _, kwargs = signature.structured_input_signature
-    theirs_in = sorted(kwargs)
-    theirs_out = sorted(signature.structured_outputs)
-    in_map: dict[str, str] = task.get("inputs") or dict(zip(entry.input_names, theirs_in, strict=True))
-    out_map: dict[str, str] = task.get("outputs") or dict(zip(entry.output_names, theirs_out, strict=True))
+    in_map = _match(entry.input_names, list(kwargs), "input")
+    out_map = _match(entry.output_names, list(signature.structured_outputs), "output")
 
     class Renamed(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import logging
 import os
 import sys
@@ -130,9 +131,16 @@ def run(task: Task) -> dict[str, Any]:
     return {"cases": len(found)}
 
 
+def cases_of(entry: ModelEntry, path: str) -> list[tuple[torch.Tensor, ...]]:
+    """Every case of the job's ``.npz``, as input tuples in the contract's order."""
+    return [tuple(torch.from_numpy(t[n]) for n in entry.input_names) for t in load_cases(Path(path)).values()]
+
+
 def examples_of(entry: ModelEntry, path: str) -> tuple[torch.Tensor, ...]:
-    tensors = next(iter(load_cases(Path(path)).values()))
-    return tuple(torch.from_numpy(tensors[n]) for n in entry.input_names)
+    """The case tracing and exporting start from: the first with more than one row (torch.export
+    specializes an axis whose example size is 1)."""
+    cases = cases_of(entry, path)
+    return next((c for c in cases if len(c[0]) > 1), cases[0])
 
 
 def to_onnx(task: Task) -> dict[str, Any]:
@@ -190,31 +198,55 @@ def _onnx2torch() -> Any:
 
         stand_in = types.ModuleType("torchvision")
         ops = types.ModuleType("torchvision.ops")
+        # a spec, so that importlib.util.find_spec("torchvision") (torch.onnx asks) answers instead of raising
+        stand_in.__spec__ = importlib.machinery.ModuleSpec("torchvision", None)
+        ops.__spec__ = importlib.machinery.ModuleSpec("torchvision.ops", None)
         ops.nms = ops.roi_align = ops.box_convert = unavailable  # type: ignore[attr-defined]
         stand_in.ops = ops  # type: ignore[attr-defined]
         sys.modules["torchvision"], sys.modules["torchvision.ops"] = stand_in, ops
-    return importlib.import_module("onnx2torch")
+    module = importlib.import_module("onnx2torch")
+    from services.torch_api.onnx2torch_ops import register
+
+    register()
+    return module
+
+
+def _agrees(fn: Any, module: torch.nn.Module, cases: list[tuple[torch.Tensor, ...]]) -> str | None:
+    """None when ``fn`` reproduces ``module`` on every case, else what differs (the first case that does)."""
+    for args in cases:
+        with torch.inference_mode():
+            want = module(*args)
+            try:
+                got = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a shape baked in at trace time fails here
+                return f"fails at input shapes {[list(a.shape) for a in args]}: {str(exc).splitlines()[0]}"
+        if not all(torch.allclose(a, b, atol=1e-6, equal_nan=True) for a, b in zip(got, want, strict=True)):
+            return f"differs at input shapes {[list(a.shape) for a in args]}"
+    return None
 
 
 def save_torch(
-    module: torch.nn.Module, entry: ModelEntry, examples: tuple[torch.Tensor, ...], out_dir: Path
+    module: torch.nn.Module, entry: ModelEntry, cases: list[tuple[torch.Tensor, ...]], out_dir: Path
 ) -> dict[str, Any]:
-    """TorchScript by tracing if it reproduces the module, else a torch.export program."""
+    """TorchScript by tracing if it reproduces the module on every case, else a torch.export program that does.
+
+    Tracing records one input shape's Python-level shape arithmetic as constants (onnx2torch's
+    graphs compute shapes in Python), so the trace is checked on every case (batch 1, 7, the
+    max batch, dynamic axes at several sizes) before it is kept.
+    """
     module.eval()
-    with torch.inference_mode():
-        expected = module(*examples)
+    examples = next((c for c in cases if len(c[0]) > 1), cases[0])
     errors = []
     with _quiet():
         try:
             traced = torch.jit.trace(module, examples, check_trace=False)
-            with torch.inference_mode():
-                got = traced(*examples)
-            if all(torch.allclose(a, b, atol=1e-6, equal_nan=True) for a, b in zip(got, expected, strict=True)):
+            problem = _agrees(traced, module, cases)
+            if problem is None:
                 path = out_dir / f"torchscript/{entry.name}.pt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.jit.save(traced, str(path))
                 return {"kind": "torchscript", "path": str(path)}
-            errors.append("torch.jit.trace: the traced module disagrees with the converted one")
+            errors.append(f"torch.jit.trace: the traced module {problem}")
         except Exception as exc:  # noqa: BLE001 - try torch.export next
             errors.append(f"torch.jit.trace: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         try:
@@ -224,11 +256,15 @@ def save_torch(
                              for i, (d, m) in enumerate(zip(t.shape, t.largest, strict=True)) if d == -1}}
                 for t in entry.inputs
             )  # fmt: skip
-            program = torch.export.export(module, examples, dynamic_shapes=shapes)
-            path = out_dir / f"torchexport/{entry.name}.pt2"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.export.save(program, str(path))
-            return {"kind": "torch_export", "path": str(path)}
+            # Ordered.forward takes *args: its dynamic shapes are one tuple, for that one parameter
+            program = torch.export.export(module, examples, dynamic_shapes=(shapes,))
+            problem = _agrees(program.module(), module, cases)
+            if problem is None:
+                path = out_dir / f"torchexport/{entry.name}.pt2"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.export.save(program, str(path))
+                return {"kind": "torch_export", "path": str(path)}
+            errors.append(f"torch.export: the exported program {problem}")
         except Exception as exc:  # noqa: BLE001
             errors.append(f"torch.export: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     raise StepError("cannot make a TorchServe artifact: " + "; ".join(errors))
@@ -252,7 +288,7 @@ def from_onnx(task: Task) -> dict[str, Any]:
         [entry.input_names.index(n) for n in onnx_inputs],
         [onnx_outputs.index(n) for n in entry.output_names],
     )
-    return save_torch(module, entry, examples_of(entry, task["example"]), Path(task["out_dir"]))
+    return save_torch(module, entry, cases_of(entry, task["example"]), Path(task["out_dir"]))
 
 
 HANDLERS = {"inspect": inspect, "run": run, "to_onnx": to_onnx, "from_onnx": from_onnx}

@@ -347,8 +347,8 @@ class Adder:
         given = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
         for path in given:
             assert path is not None
-            target = src_dir / path.name
-            (shutil.copytree if path.is_dir() else shutil.copy2)(path, target)
+            kept = source if fmt == "onnx" else path  # an ONNX source is kept as one self-contained file
+            (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, src_dir / path.name)
         if sample is not None:
             self.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
             np.savez(self.artifact("sample"), **dict(sample.items()))

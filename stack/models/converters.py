@@ -33,7 +33,9 @@ def onnx2tf_command() -> Path:
     stamp = ONNX2TF_VENV / ".installed"
     command = ONNX2TF_VENV / "bin" / "onnx2tf"
     wanted = ONNX2TF_REQUIREMENTS.read_text()
-    if command.exists() and (os.environ.get("DUOSERVE_ONNX2TF_VENV") or stamp.exists() and stamp.read_text() == wanted):
+    if command.exists() and (
+        os.environ.get("DUOSERVE_ONNX2TF_VENV") or (stamp.exists() and stamp.read_text() == wanted)
+    ):
         return command  # an explicitly given venv is used as it is
     print(f"creating the onnx2tf converter venv {ONNX2TF_VENV} (once; a few minutes)", flush=True)
     python = ONNX2TF_VENV / "bin" / "python"
@@ -58,19 +60,19 @@ def _base_python() -> str:
 
 
 def normalize_onnx(adder: Adder, source: Path) -> Path:
-    """The ONNX source with inputs and outputs named as the contract can take them (edges renamed, graph untouched)."""
+    """The ONNX source as one self-contained file (external data folded in), inputs and outputs named as the
+    contract can take them (edges renamed, graph untouched)."""
     from .add import sanitize
 
     found = adder.steps.run("onnx", [{"op": "check", "path": str(source)}, {"op": "inspect", "path": str(source)}])[-1]
     inputs = sanitize([t["name"] for t in found["inputs"]])
     outputs = sanitize([t["name"] for t in found["outputs"]])
-    if all(k == v for k, v in {**inputs, **outputs}.items()):
-        return source
-    target = adder.work / "normalized.onnx"
-    task = {"op": "rename", "path": str(source), "inputs": inputs, "outputs": outputs, "out": str(target)}
+    target = adder.work / "source.onnx"
+    task = {"op": "normalize", "path": str(source), "inputs": inputs, "outputs": outputs, "out": str(target)}
     adder.steps.run("onnx", [task])
     renamed = ", ".join(f"{k} -> {v}" for k, v in {**inputs, **outputs}.items() if k != v)
-    adder.say(f"  names: {renamed} (JSON keys and TF signature keys take letters, digits and _)")
+    if renamed:
+        adder.say(f"  names: {renamed} (JSON keys and TF signature keys take letters, digits and _)")
     return target
 
 
@@ -158,7 +160,7 @@ def _tf_from_onnx(adder: Adder, entry: ModelEntry, onnx: Path) -> Path:
     out = adder.work / "onnx2tf"
     given = adder.work / "onnx2tf-input.onnx"
     shutil.copy(onnx, given)  # onnx2tf simplifies its input file in place
-    args = [str(command), "-i", str(given), "-o", str(out), "-osd", "-kat", *entry.input_names, "-non_verbose"]
+    args = [str(command), "-i", str(given), "-o", str(out), "-osd", "-kat", *entry.input_names, "-n"]
     # onnx2tf runs `onnxsim` as a command (and skips simplifying, silently, when it is not on PATH)
     path = f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     adder.steps.command("onnx2tf", args, env={"PATH": path})

@@ -26,12 +26,14 @@ def from_keras(task: Task) -> dict[str, Any]:
     import torch
 
     from contract.manifest import ModelEntry
-    from services.torch_api.convert import Ordered, examples_of, save_torch
+    from services.torch_api.convert import Ordered, cases_of, save_torch
 
     entry = ModelEntry.model_validate_json(task["contract"])
     model = keras.models.load_model(task["keras"], compile=False)
     keras_inputs = [t.name.split(":")[0] for t in model.inputs]
-    positions = [entry.input_names.index(n) for n in keras_inputs]
+    # keras.applications models name their input "keras_tensor": then the order is the contract's
+    named = sorted(keras_inputs) == sorted(entry.input_names)
+    positions = [entry.input_names.index(n) for n in keras_inputs] if named else list(range(len(keras_inputs)))
 
     class Keras(torch.nn.Module):
         """The Keras model, called as Keras calls it (a list for several inputs)."""
@@ -44,7 +46,7 @@ def from_keras(task: Task) -> dict[str, Any]:
             return self.model(list(args) if len(args) > 1 else args[0], training=False)
 
     module = Ordered(Keras(), positions, list(range(len(entry.outputs))))
-    return save_torch(module, entry, examples_of(entry, task["example"]), Path(task["out_dir"]))
+    return save_torch(module, entry, cases_of(entry, task["example"]), Path(task["out_dir"]))
 
 
 if __name__ == "__main__":

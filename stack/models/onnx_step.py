@@ -5,8 +5,9 @@ Runs as ``python -m stack.models.onnx_step JOB.json`` (see :mod:`services.jobs`)
 - ``inspect``: inputs (initializers excluded) and outputs with dtypes and shapes, a named
   dimension (``dim_param``) or a missing one being dynamic;
 - ``check``: ``onnx.checker`` on the file (a truncated or foreign file is refused here);
-- ``rename``: give graph inputs and outputs the contract's names (the graph is not touched:
-  only the names of its edges change, so request JSON keys equal the contract's);
+- ``normalize``: one self-contained file (external data folded in), graph inputs and outputs
+  given the contract's names (the graph is not touched: only the names of its edges change,
+  so request JSON keys equal the contract's);
 - ``run``: ONNX Runtime's outputs on each case (the reference of an ONNX source, and the
   check of every ONNX artifact: what TorchServe's ``_ort`` archive runs).
 """
@@ -79,11 +80,13 @@ def check(task: Task) -> dict[str, Any]:
     return {"checked": True}
 
 
-def rename(task: Task) -> dict[str, Any]:
-    """Rename graph inputs/outputs (``{"old": "new"}``) everywhere they appear; write ``out``."""
+def normalize(task: Task) -> dict[str, Any]:
+    """Rename graph inputs/outputs (``{"old": "new"}``) everywhere they appear; write ``out`` as one file."""
     import onnx
 
     model = _load(task["path"])
+    if model.ByteSize() >= 2**31 - 1:
+        raise StepError(f"{Path(task['path']).name}: over 2 GiB with its weights, more than one ONNX file can hold")
     mapping: dict[str, str] = {**task["inputs"], **task["outputs"]}
     graph = model.graph
     for value in [*graph.input, *graph.output]:
@@ -95,7 +98,7 @@ def rename(task: Task) -> dict[str, Any]:
     for value in graph.value_info:
         if value.name in mapping:
             value.name = mapping[value.name]
-    onnx.save(model, task["out"])
+    onnx.save(model, task["out"], save_as_external_data=False)
     return {"onnx": task["out"]}
 
 
@@ -119,4 +122,4 @@ def run(task: Task) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(main({"inspect": inspect, "check": check, "rename": rename, "run": run}))
+    sys.exit(main({"inspect": inspect, "check": check, "normalize": normalize, "run": run}))

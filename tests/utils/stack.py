@@ -52,9 +52,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def running_stack(base: Path, torch_models: str = "all") -> Iterator[Stack]:
-    """``python -m stack up`` on free ports under ``base``; ``down`` afterwards, checking nothing is left."""
+def running_stack(base: Path, torch_models: str = "all", artifacts: Path | None = None) -> Iterator[Stack]:
+    """``python -m stack up`` on free ports under ``base``; ``down`` afterwards, checking nothing is left.
+
+    ``artifacts``: the artifacts root to serve (default: the built one, ``artifacts/``).
+    """
     env = dict(os.environ)
+    if artifacts is not None:
+        env["DUOSERVE_ARTIFACTS"] = str(artifacts)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     names = ["TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
              "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT",
