@@ -203,6 +203,8 @@ class Adder:
     work: Path = field(init=False)
     log_path: Path = field(init=False)
     steps: Steps = field(init=False)
+    #: artifact kind -> the converter that made it (the parity gate's messages name it)
+    made_by: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stage = staging_root(self.root, self.opts.name)
@@ -312,10 +314,21 @@ class Adder:
         for kind, path in produced.items():
             if path is None:
                 continue  # the source itself, served as it came
-            what = f"the {kind} artifact ({RUNTIME[KIND_FORMAT[kind]]})"
+            what = f"the {kind} artifact ({RUNTIME[KIND_FORMAT[kind]]}, made by {self.made_by.get(kind, 'the user')})"
             self.say(f"  parity: {what}")
-            parity[kind] = self.gate(what, RUNTIME[fmt], reference, self.run(KIND_FORMAT[kind], path, entry, kind))
+            try:
+                candidate = self.run(KIND_FORMAT[kind], path, entry, kind)
+                parity[kind] = self.gate(what, RUNTIME[fmt], reference, candidate)
+            except RefusedError as exc:
+                message = str(exc) if str(exc).startswith(what) else f"{what} fails: {exc}"
+                raise RefusedError(message + self._hint(kind)) from None
         return self._register(manifest, entry, fmt, source, produced, parity, sample)
+
+    def _hint(self, kind: str) -> str:
+        """What works instead when a converter's artifact is refused."""
+        if kind == "tf" and self.made_by.get("tf") == "onnx2tf":
+            return "; bring the TF side yourself: duoserve models add NAME --pair TORCH_FILE TF_MODEL (docs/models.md)"
+        return ""
 
     def _output_names(self, fmt: str, declared: list[Declared] | None, pair_tf: tuple[str, Path] | None) -> list[str]:
         if pair_tf is not None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,27 +31,42 @@ ONNX2TF_REQUIREMENTS = Path(__file__).resolve().parent / "onnx2tf.requirements.t
 
 def onnx2tf_command() -> Path:
     """onnx2tf's command in its own venv, creating the venv first if it is missing or stale."""
-    stamp = ONNX2TF_VENV / ".installed"
-    command = ONNX2TF_VENV / "bin" / "onnx2tf"
-    wanted = ONNX2TF_REQUIREMENTS.read_text()
-    if command.exists() and (
-        os.environ.get("DUOSERVE_ONNX2TF_VENV") or (stamp.exists() and stamp.read_text() == wanted)
-    ):
-        return command  # an explicitly given venv is used as it is
-    print(f"creating the onnx2tf converter venv {ONNX2TF_VENV} (once; a few minutes)", flush=True)
-    python = ONNX2TF_VENV / "bin" / "python"
+    given = bool(os.environ.get("DUOSERVE_ONNX2TF_VENV"))  # an explicitly given venv is used as it is
+    return converter_venv(ONNX2TF_VENV, ONNX2TF_REQUIREMENTS, as_given=given) / "bin" / "onnx2tf"
+
+
+def converter_venv(venv: Path, requirements: Path, *, as_given: bool = False, torch_from_main: bool = False) -> Path:
+    """A converter's own venv, created (or re-created when ``requirements`` changed) from ``requirements``.
+
+    ``torch_from_main``: the main venv's site-packages are appended to the venv's path (a
+    ``.pth`` file), so the venv's own pins (TensorFlow, numpy) win and torch, which only the
+    main venv has (it installs from local disk), is found there.
+    """
+    stamp = venv / ".installed"
+    wanted = requirements.read_text()
+    if (venv / "bin" / "python").exists() and (as_given or (stamp.exists() and stamp.read_text() == wanted)):
+        return venv
+    print(f"creating the converter venv {venv} from {requirements.name} (once; a few minutes)", flush=True)
+    python = venv / "bin" / "python"
     steps = [
-        [_base_python(), "-m", "venv", "--clear", str(ONNX2TF_VENV)],
+        [_base_python(), "-m", "venv", "--clear", str(venv)],
         [str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"],
-        [str(python), "-m", "pip", "install", "-q", "-r", str(ONNX2TF_REQUIREMENTS)],
+        [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
     ]
     for cmd in steps:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise RefusedError(f"cannot create the onnx2tf venv ({' '.join(cmd[:4])}…): {tail[0]}")
+            raise RefusedError(f"cannot create the converter venv {venv.name} ({' '.join(cmd[:4])}…): {tail[0]}")
+    if torch_from_main:
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        main_site = sysconfig.get_paths()["purelib"]
+        (Path(site) / "zz_duoserve_main_venv.pth").write_text(main_site + "\n")
     stamp.write_text(wanted)
-    return command
+    return venv
 
 
 def _base_python() -> str:
@@ -91,6 +107,7 @@ def produce(
         made[fmt] = None
         onnx = adder.work / "from_torch.onnx"
         adder.say("  ONNX: torch.onnx")
+        adder.made_by["onnx"] = "torch.onnx"
         adder.steps.run(
             "torch",
             [{"op": "to_onnx", "format": fmt, "path": str(source), "contract": contract, "example": example,
@@ -108,6 +125,8 @@ def produce(
         made["tf"] = saved
         made["onnx"] = _onnx_from_savedmodel(adder, contract, saved)
         adder.say("  torch: Keras 3 on its torch backend")
+        adder.made_by.update(torchscript="Keras 3 (torch backend) + torch.jit.trace",
+                             torch_export="Keras 3 (torch backend) + torch.export")  # fmt: skip
         (found,) = adder.steps.run(
             "keras_torch",
             [{"op": "from_keras", "keras": str(source), "contract": contract, "example": example,
@@ -122,6 +141,7 @@ def produce(
 
 def _torch_from_onnx(adder: Adder, contract: str, onnx: Path, example: str) -> dict[str, Path | None]:
     adder.say("  torch: onnx2torch")
+    adder.made_by.update(torchscript="onnx2torch + torch.jit.trace", torch_export="onnx2torch + torch.export")
     (found,) = adder.steps.run(
         "torch",
         [{"op": "from_onnx", "onnx": str(onnx), "contract": contract, "example": example,
@@ -132,6 +152,7 @@ def _torch_from_onnx(adder: Adder, contract: str, onnx: Path, example: str) -> d
 
 def _onnx_from_savedmodel(adder: Adder, contract: str, saved: Path) -> Path:
     adder.say("  ONNX: tf2onnx")
+    adder.made_by["onnx"] = "tf2onnx"
     onnx = adder.work / "from_tf.onnx"
     adder.steps.run("tf", [{"op": "to_onnx", "path": str(saved), "contract": contract, "out": str(onnx)}])
     return onnx
@@ -139,6 +160,7 @@ def _onnx_from_savedmodel(adder: Adder, contract: str, saved: Path) -> Path:
 
 def _keras_to_savedmodel(adder: Adder, contract: str, keras_file: Path) -> Path:
     adder.say("  TF: Keras export")
+    adder.made_by["tf"] = "Keras' SavedModel export"
     saved = adder.work / "keras_savedmodel"
     adder.steps.run("tf", [{"op": "to_savedmodel", "keras": str(keras_file), "contract": contract, "out": str(saved)}])
     return saved
@@ -147,23 +169,34 @@ def _keras_to_savedmodel(adder: Adder, contract: str, keras_file: Path) -> Path:
 def _tf_from_pair(adder: Adder, entry: ModelEntry, pair_tf: tuple[str, Path]) -> Path:
     fmt, path = pair_tf
     if fmt == "keras":
-        return _keras_to_savedmodel(adder, entry.model_dump_json(), path)
-    copy = adder.work / "pair_savedmodel"
-    shutil.copytree(path, copy)
-    return copy
+        saved = _keras_to_savedmodel(adder, entry.model_dump_json(), path)
+        adder.made_by["tf"] = "the --pair .keras file, exported"
+        return saved
+    adder.made_by["tf"] = "the --pair SavedModel"
+    saved = adder.work / "pair_savedmodel"
+    adder.steps.run(
+        "tf", [{"op": "resign", "path": str(path), "contract": entry.model_dump_json(), "out": str(saved)}]
+    )  # one signature, named as the contract says, whatever the pair's was
+    return saved
 
 
 def _tf_from_onnx(adder: Adder, entry: ModelEntry, onnx: Path) -> Path:
     """ONNX -> SavedModel with onnx2tf, input layouts kept (NCHW stays NCHW), signature named as the contract."""
     command = onnx2tf_command()
     adder.say("  TF: onnx2tf")
+    adder.made_by["tf"] = "onnx2tf"
     out = adder.work / "onnx2tf"
     given = adder.work / "onnx2tf-input.onnx"
     shutil.copy(onnx, given)  # onnx2tf simplifies its input file in place
     args = [str(command), "-i", str(given), "-o", str(out), "-osd", "-kat", *entry.input_names, "-n"]
     # onnx2tf runs `onnxsim` as a command (and skips simplifying, silently, when it is not on PATH)
     path = f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    adder.steps.command("onnx2tf", args, env={"PATH": path})
+    try:
+        adder.steps.command("onnx2tf", args, env={"PATH": path})
+    except RefusedError as exc:
+        raise RefusedError(
+            f"{exc}; bring the TF side yourself: duoserve models add NAME --pair TORCH_FILE TF_MODEL (docs/models.md)"
+        ) from None
     saved = adder.work / "tf_savedmodel"
     adder.steps.run(
         "tf",
