@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts converters test lint run up down frameworks clean
+.PHONY: help setup artifacts converters examples test lint run up down frameworks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -32,6 +32,9 @@ artifacts: $(STAMP)  ## build weights, TorchScript, ONNX, .mar and SavedModels (
 
 converters: $(STAMP)  ## create the onnx2tf converter venv (.venv-onnx2tf) that `duoserve models add` uses
 	$(PY) -c 'from stack.models.converters import onnx2tf_command; print(onnx2tf_command())'
+
+examples: $(STAMP)  ## build the four examples in examples/ and add them with `duoserve models add` (once per recipe)
+	$(PY) -m examples add
 
 test: artifacts  ## set up, build artifacts, run the whole test suite
 	$(PY) -m pytest

@@ -74,7 +74,7 @@ def inspect(task: Task) -> dict[str, Any]:
     """Names, dtypes and shapes (batch axis first, -1 where unknown) of the inputs and outputs."""
     if task["format"] == "keras":
         model = _keras(task["path"])
-        inputs = [
+        declared = [
             {
                 "name": _keras_name(t, i, "input"),
                 "dtype": _dtype(t.dtype),
@@ -83,7 +83,7 @@ def inspect(task: Task) -> dict[str, Any]:
             for i, t in enumerate(model.inputs)
         ]
         outputs = [_keras_name(t, i, "output") for i, t in enumerate(model.outputs)]
-        return {"inputs": inputs, "outputs": outputs}
+        return {"inputs": declared, "outputs": outputs}
     _, signature = _signature(task["path"], task.get("signature", "serving_default"))
     _, kwargs = signature.structured_input_signature
     inputs: list[dict[str, Any]] = [
@@ -91,6 +91,21 @@ def inspect(task: Task) -> dict[str, Any]:
     ]
     outputs = sorted(signature.structured_outputs)
     return {"inputs": inputs, "outputs": outputs}
+
+
+def op_error(exc: Exception) -> str:
+    """A TensorFlow run-time error in one line: what failed and at which node (not its Python traceback)."""
+    text = getattr(exc, "message", None) or str(exc)
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.startswith((" ", "\t"))
+        and not line.startswith(("Detected at node", "Graph execution error"))
+    ]
+    node = re.search(r"\{\{node ([^}]+)\}\}", text)
+    what = lines[-1] if lines else text.strip().splitlines()[0]
+    return what + (f" (at node {node.group(1)})" if node and node.group(1) not in what else "")
 
 
 def run(task: Task) -> dict[str, Any]:
@@ -110,7 +125,10 @@ def run(task: Task) -> dict[str, Any]:
     else:
         _, signature = _signature(task["path"], task.get("signature", "serving_default"))
         for case, tensors in cases.items():
-            out = signature(**{n: tf.constant(tensors[n]) for n in names})
+            try:
+                out = signature(**{n: tf.constant(tensors[n]) for n in names})
+            except tf.errors.OpError as exc:
+                raise StepError(f"TensorFlow fails on {case}: {op_error(exc)}") from None
             missing = [n for n in outputs if n not in out]
             if missing:
                 raise StepError(f"the signature has no output {missing[0]!r} (it has {', '.join(sorted(out))})")
@@ -190,7 +208,7 @@ def resign(task: Task) -> dict[str, Any]:
 
 def to_onnx(task: Task) -> dict[str, Any]:
     """SavedModel signature -> ONNX with tf2onnx; ONNX names equal the contract's."""
-    import tf2onnx  # type: ignore[import-untyped]
+    import tf2onnx
 
     entry = ModelEntry.model_validate_json(task["contract"])
     _, signature = _signature(task["path"], entry.tf_signature)
@@ -201,14 +219,34 @@ def to_onnx(task: Task) -> dict[str, Any]:
         out = signature(**{t.name: a for t, a in zip(entry.inputs, args, strict=True)})
         return {n: tf.identity(out[n], name=n) for n in entry.output_names}
 
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    said = _Said()
+    logger = logging.getLogger("tf2onnx")
+    logger.setLevel(logging.ERROR)
+    logger.addHandler(said)
     try:
         tf2onnx.convert.from_function(
             named, input_signature=specs, opset=OPSET, output_path=task["out"], outputs_as_nchw=None
         )
     except Exception as exc:  # noqa: BLE001 - the converter's own words name the op
         raise StepError(f"tf2onnx cannot convert this model: {str(exc).splitlines()[0]}") from None
+    finally:
+        logger.removeHandler(said)
+    # tf2onnx exits normally when it meets an op it cannot express, and writes that op as it is
+    unsupported = [m for m in said.messages if "Unsupported ops" in m or "is not supported" in m]
+    if unsupported:
+        raise StepError(f"tf2onnx cannot express this model in ONNX opset {OPSET}: {unsupported[-1]}")
     return {"onnx": task["out"]}
+
+
+class _Said(logging.Handler):
+    """The error lines a converter logs instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().splitlines()[0])
 
 
 HANDLERS = {"inspect": inspect, "run": run, "to_savedmodel": to_savedmodel, "resign": resign, "to_onnx": to_onnx}

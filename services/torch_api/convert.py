@@ -164,8 +164,31 @@ def to_onnx(task: Task) -> dict[str, Any]:
                 opset_version=OPSET, dynamo=True, verbose=False,
             )  # fmt: skip
             assert program is not None
-            program.save(task["out"])
+            program.save(task["out"], external_data=False)
+    _check_dynamic(entry, task["out"])
     return {"onnx": task["out"]}
+
+
+def _check_dynamic(entry: ModelEntry, path: str) -> None:
+    """Refuse an ONNX file whose exporter fixed an axis the contract says is dynamic.
+
+    torch.onnx's dynamo exporter does this silently for ``nn.GRU`` (it writes ``x: [batch,
+    20, 10]`` for a dynamic sequence axis), and ONNX Runtime then refuses every other length.
+    """
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    dims = {i.name: i.type.tensor_type.shape.dim for i in graph.input}
+    for tensor in entry.inputs:
+        found = dims.get(tensor.name)
+        if found is None:
+            raise StepError(f"torch.onnx wrote no input {tensor.name!r}")
+        for axis, want in enumerate((-1, *tensor.shape)):
+            if want == -1 and axis < len(found) and found[axis].HasField("dim_value"):
+                raise StepError(
+                    f"torch.onnx fixed axis {axis} of input {tensor.name} at {found[axis].dim_value}, "
+                    "which the model declares dynamic: the exported ONNX would refuse every other size"
+                )
 
 
 class Ordered(torch.nn.Module):

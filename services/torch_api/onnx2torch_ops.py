@@ -130,7 +130,7 @@ def register() -> None:
     _registered = True
 
 
-def _sizes(shape: torch.Tensor) -> list[torch.Tensor]:
+def _sizes(shape: torch.Tensor) -> Any:
     """A shape tensor as a list of 0-d tensors: torch.jit.trace records them as values, not constants."""
     return list(shape.unbind(0))
 
@@ -175,6 +175,7 @@ class ConstantOfShape(torch.nn.Module):
     def __init__(self, value: Any = None) -> None:
         super().__init__()
         tensor = value.to_torch() if value is not None else torch.zeros(1, dtype=torch.float32)
+        self.value: torch.Tensor
         self.register_buffer("value", tensor.reshape(()))
 
     def forward(self, shape: torch.Tensor) -> torch.Tensor:

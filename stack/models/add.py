@@ -120,21 +120,6 @@ def detect(path: Path) -> str:
     return fmt
 
 
-def sanitize(names: list[str]) -> dict[str, str]:
-    """Tensor names as the contract takes them (JSON keys, TF signature keys): letters, digits, ``_``."""
-    out: dict[str, str] = {}
-    for name in names:
-        clean = re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]).strip("_") or "t"
-        if not re.match(r"[A-Za-z_]", clean):
-            clean = f"t_{clean}"
-        clean, base, n = clean[:64], clean[:60], 1
-        while clean in out.values():
-            n += 1
-            clean = f"{base}_{n}"
-        out[name] = clean
-    return out
-
-
 def read_sample(path: Path, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:
     """The ``--sample`` arrays, checked against the inputs (names, dtypes, shapes, row counts)."""
     try:
@@ -186,9 +171,7 @@ def output_specs(reference: dict[str, np.ndarray], declared: dict[str, Declared]
         if known is not None and known.shape is not None and len(known.shape) == value.ndim:
             dynamic = [i for i, d in enumerate(known.shape[1:]) if d is None]
         shape = tuple(-1 if i in dynamic else d for i, d in enumerate(per_row))
-        specs.append(
-            TensorSpec(name=name, dtype=dtype, shape=shape, max_shape=per_row if dynamic else None)  # type: ignore[arg-type]
-        )
+        specs.append(TensorSpec(name=name, dtype=dtype, shape=shape, max_shape=per_row if dynamic else None))
     return tuple(specs)
 
 
@@ -357,20 +340,19 @@ class Adder:
         name = entry.name
         src_dir = self.artifact("source")
         src_dir.mkdir(parents=True, exist_ok=True)
-        given = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
+        given: tuple[Path, ...] = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
         for path in given:
-            assert path is not None
             kept = source if fmt == "onnx" else path  # an ONNX source is kept as one self-contained file
             (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, src_dir / path.name)
         if sample is not None:
             self.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
-            np.savez(self.artifact("sample"), **dict(sample.items()))
-        for kind, path in produced.items():
-            if path is not None and path != self.artifact(kind):
-                self.artifact(kind).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(path), self.artifact(kind))
-            elif path is None:
+            np.savez(self.artifact("sample"), **sample)  # type: ignore[arg-type]
+        for kind, made in produced.items():
+            if made is None:
                 self._adopt(kind, fmt, source)
+            elif made != self.artifact(kind):
+                self.artifact(kind).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(made), self.artifact(kind))
         records: dict[str, ArtifactRecord] = {}
         source_sha = sha256_path(src_dir)
         for kind in ("source", "sample", *produced):
@@ -384,8 +366,8 @@ class Adder:
         entry = entry.model_copy(
             update={
                 "source": SourceInfo(
-                    format="pair" if self.opts.pair else fmt,  # type: ignore[arg-type]
-                    files=tuple(p.name for p in given if p is not None),
+                    format="pair" if self.opts.pair else fmt,
+                    files=tuple(p.name for p in given),
                     sha256=source_sha,
                     reference={
                         "onnx": "onnxruntime",
@@ -393,7 +375,7 @@ class Adder:
                         "torch_export": "torch_export",
                         "savedmodel": "tensorflow",
                         "keras": "tensorflow",
-                    }[fmt],  # type: ignore[arg-type]
+                    }[fmt],
                 ),
                 "parity": parity,
                 "artifacts": records,

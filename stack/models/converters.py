@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from contract.manifest import ModelEntry
 
-from .spec import RefusedError
+from .spec import RefusedError, sanitize
 from .steps import REPO
 
 if TYPE_CHECKING:
@@ -78,8 +78,6 @@ def _base_python() -> str:
 def normalize_onnx(adder: Adder, source: Path) -> Path:
     """The ONNX source as one self-contained file (external data folded in), inputs and outputs named as the
     contract can take them (edges renamed, graph untouched)."""
-    from .add import sanitize
-
     found = adder.steps.run("onnx", [{"op": "check", "path": str(source)}, {"op": "inspect", "path": str(source)}])[-1]
     inputs = sanitize([t["name"] for t in found["inputs"]])
     outputs = sanitize([t["name"] for t in found["outputs"]])

@@ -199,7 +199,7 @@ def _spec(
         maxima.append(limit)
     return TensorSpec(
         name=tensor.name,
-        dtype=dtype,  # type: ignore[arg-type]
+        dtype=dtype,
         shape=tuple(dims),
         max_shape=tuple(maxima) if -1 in dims else None,
         value_range=option.value_range if option is not None else None,
@@ -208,3 +208,18 @@ def _spec(
 
 def _text(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def sanitize(names: list[str]) -> dict[str, str]:
+    """Tensor names as the contract takes them (JSON keys, TF signature keys): letters, digits, ``_``."""
+    out: dict[str, str] = {}
+    for name in names:
+        clean = re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]).strip("_") or "t"
+        if not re.match(r"[A-Za-z_]", clean):
+            clean = f"t_{clean}"
+        clean, base, n = clean[:64], clean[:60], 1
+        while clean in out.values():
+            n += 1
+            clean = f"{base}_{n}"
+        out[name] = clean
+    return out

@@ -10,10 +10,10 @@ import pytest
 
 from contract.artifacts import artifact_path
 from contract.manifest import ArtifactRecord, Manifest, ModelEntry, TensorSpec, read_manifest
-from stack.models.add import detect, parity_cases, read_sample, sanitize
+from stack.models.add import detect, parity_cases, read_sample
 from stack.models.parity import Gate, check_reference
 from stack.models.register import JOURNAL, STAGING, commit, recover
-from stack.models.spec import Declared, RefusedError, merge_inputs, parse_input_option
+from stack.models.spec import Declared, RefusedError, merge_inputs, parse_input_option, sanitize
 
 
 def test_input_option_syntax() -> None:
@@ -128,7 +128,7 @@ def test_parity_cases_and_samples(tmp_path: Path) -> None:
         with pytest.raises(RefusedError, match=words.replace("[", r"\[").replace("(", r"\(")):
             read_sample(tmp_path / "bad.npz", ENTRY.inputs)
     (tmp_path / "not.npz").write_text("hello")
-    with pytest.raises(RefusedError, match="not an .npz of arrays"):
+    with pytest.raises(RefusedError, match=r"not an \.npz of arrays"):
         read_sample(tmp_path / "not.npz", ENTRY.inputs)
 
 

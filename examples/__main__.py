@@ -1,0 +1,50 @@
+"""``python -m examples [add|build|list] [NAME...] [--root DIR] [--force]``.
+
+- ``add`` (default): build each example, show where a converter refuses it, and add it with
+  ``duoserve models add`` to the artifacts root (``artifacts/`` unless ``--root``), once per
+  recipe;
+- ``build``: only build the source files into ``examples/NAME/out/``;
+- ``list``: the examples and what each shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from contract.artifacts import default_root
+
+from .runner import EXAMPLES, ExampleError, add, build
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=("add", "build", "list"), default="add")
+    parser.add_argument("names", nargs="*", help=f"examples (default: all of {', '.join(EXAMPLES)})")
+    parser.add_argument("--root", type=Path, default=default_root(), help="artifacts root (default: artifacts/)")
+    parser.add_argument("--force", action="store_true", help="convert again even when up to date")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in EXAMPLES]
+    if unknown:
+        print(f"examples: no example {unknown[0]!r} (examples: {', '.join(EXAMPLES)})", file=sys.stderr)
+        return 2
+    chosen = [EXAMPLES[n] for n in args.names or EXAMPLES]
+    try:
+        for example in chosen:
+            if args.command == "list":
+                print(f"{example.name}: {example.summary}")
+            elif args.command == "build":
+                log = args.root.parent / "logs" / "examples" / f"{example.name}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                print(f"{example.name}: built in {build(example, log):.1f} s into {example.out}")
+            else:
+                add(example, args.root, force=args.force)
+    except ExampleError as exc:
+        print(f"examples: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
