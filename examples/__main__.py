@@ -4,23 +4,27 @@
   ``duoserve models add`` to the artifacts root (``artifacts/`` unless ``--root``), once per
   recipe;
 - ``build``: only build the source files into ``examples/NAME/out/``;
-- ``list``: the examples and what each shows.
+- ``list``: the examples and what each shows;
+- ``converters``: every torch example through both torch -> TF converters (onnx2tf, nobuco),
+  into scratch roots: the measurement behind the choice in docs/models.md (JSON on stdout's last line).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 from contract.artifacts import default_root
 
-from .runner import EXAMPLES, ExampleError, add, build
+from .runner import EXAMPLES, ExampleError, add, build, compare_converters
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=("add", "build", "list"), default="add")
+    parser.add_argument("command", nargs="?", choices=("add", "build", "list", "converters"), default="add")
     parser.add_argument("names", nargs="*", help=f"examples (default: all of {', '.join(EXAMPLES)})")
     parser.add_argument("--root", type=Path, default=default_root(), help="artifacts root (default: artifacts/)")
     parser.add_argument("--force", action="store_true", help="convert again even when up to date")
@@ -30,6 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"examples: no example {unknown[0]!r} (examples: {', '.join(EXAMPLES)})", file=sys.stderr)
         return 2
     chosen = [EXAMPLES[n] for n in args.names or EXAMPLES]
+    if args.command == "converters":
+        with tempfile.TemporaryDirectory() as work:
+            try:
+                rows = compare_converters(chosen, Path(work))
+            except ExampleError as exc:
+                print(f"examples: {exc}", file=sys.stderr)
+                return 1
+        print(json.dumps(rows))
+        return 0
     try:
         for example in chosen:
             if args.command == "list":

@@ -54,6 +54,8 @@ class Example:
     add: tuple[str, ...]  # ``models add NAME ...`` arguments; names of files in OUT_DIR are made absolute
     tf_side: str | None = None  # module run in the nobuco venv, for a --pair
     refused: tuple[tuple[str, ...], ...] = field(default_factory=tuple)  # attempts shown to be refused
+    #: torch -> TF routes compared by ``python -m examples converters``: route -> (nobuco module or None, args)
+    routes: dict[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -83,12 +85,23 @@ EXAMPLES: dict[str, Example] = {
             ("--pair", "dynrnn.pt", "dynrnn_savedmodel", *RNN_INPUTS, "--sample", "sample.npz"),
             tf_side="examples.dynrnn.tf_side",
             refused=(("dynrnn.pt", *RNN_INPUTS),),
+            routes={
+                "onnx2tf": (None, ("dynrnn.pt", *RNN_INPUTS)),
+                "nobuco": ("examples.dynrnn.tf_side", ("--pair", "dynrnn.pt", "dynrnn_savedmodel", *RNN_INPUTS)),
+            },
         ),
         Example(
             "mobilenet",
             "torchvision's MobileNetV3-Small (weights=None, seeded), NCHW x [N,3,224,224], from PyTorch",
             "examples.mobilenet.build",
             ("mobilenet.pt2", "--max-batch", "8", "--sample", "sample.npz"),
+            routes={
+                "onnx2tf": (None, ("mobilenet.pt2", "--max-batch", "8")),
+                "nobuco": (
+                    "examples.mobilenet.tf_side",
+                    ("--pair", "mobilenet.pt2", "mobilenet_savedmodel", "--max-batch", "8"),
+                ),
+            },
         ),
         Example(
             "textcls",
@@ -104,6 +117,13 @@ EXAMPLES: dict[str, Example] = {
             ("--pair", "tinybert.pt2", "tinybert_savedmodel", *BERT_INPUTS, "--sample", "sample.npz"),
             tf_side="examples.tinybert.tf_side",
             refused=(("tinybert.pt2", *BERT_INPUTS),),
+            routes={
+                "onnx2tf": (None, ("tinybert.pt2", *BERT_INPUTS)),
+                "nobuco": (
+                    "examples.tinybert.tf_side",
+                    ("--pair", "tinybert.pt2", "tinybert_savedmodel", *BERT_INPUTS),
+                ),
+            },
         ),
     )
 }
@@ -155,11 +175,16 @@ def build(example: Example, log: Path) -> float:
     if done.returncode != 0:
         raise ExampleError(f"{example.name}: the build failed: {_last(done.stderr)} (log: {log})")
     if example.tf_side:
-        venv = converter_venv(NOBUCO_VENV, NOBUCO_REQUIREMENTS, torch_from_main=True)
-        done = _run([str(venv / "bin" / "python"), "-m", example.tf_side, str(example.out)], log, "TF side (nobuco)")
-        if done.returncode != 0:
-            raise ExampleError(f"{example.name}: nobuco's TF side failed: {_last(done.stderr)} (log: {log})")
+        tf_side(example, example.tf_side, log)
     return time.monotonic() - started
+
+
+def tf_side(example: Example, module: str, log: Path) -> None:
+    """Run a nobuco TF-side builder in the nobuco venv."""
+    venv = converter_venv(NOBUCO_VENV, NOBUCO_REQUIREMENTS, torch_from_main=True)
+    done = _run([str(venv / "bin" / "python"), "-m", module, str(example.out)], log, "TF side (nobuco)")
+    if done.returncode != 0:
+        raise ExampleError(f"{example.name}: nobuco's TF side failed: {_last(done.stderr)} (log: {log})")
 
 
 def _last(stderr: str) -> str:
@@ -210,3 +235,40 @@ def add(example: Example, root: Path, *, force: bool = False, say: Any = print) 
     write_json(root / STATE, state)
     say(f"{example.name}: added in {record['add_s']} s")
     return record
+
+
+def compare_converters(examples: list[Example], work: Path, say: Any = print) -> list[dict[str, Any]]:
+    """Each torch example through each torch -> TF route (onnx2tf on the ONNX file, nobuco on the module),
+    added to a scratch root: whether the parity gate passed, the TF side's worst difference, the time."""
+    rows: list[dict[str, Any]] = []
+    for example in examples:
+        if not example.routes:
+            continue
+        log = REPO / "logs" / "examples" / f"{example.name}-converters.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        build(example, log)
+        for route, (module, args) in example.routes.items():
+            started = time.monotonic()
+            try:
+                if module is not None:
+                    tf_side(example, module, log)
+            except ExampleError as exc:
+                rows.append({"example": example.name, "route": route, "ok": False, "said": str(exc), "seconds": None})
+                continue
+            root = work / f"{example.name}-{route}"
+            done = _models_add(example, args, root, log)
+            row: dict[str, Any] = {
+                "example": example.name,
+                "route": route,
+                "ok": done.returncode == 0,
+                "seconds": round(time.monotonic() - started, 1),
+                "said": None if done.returncode == 0 else _last(done.stderr).removeprefix("duoserve: "),
+            }
+            if done.returncode == 0:
+                entry = read_manifest(root).models[example.name]
+                row["tf_max_abs"] = max(f.max_abs for f in entry.parity["tf"].outputs.values())
+                row["tf_bytes"] = sum(p.stat().st_size for p in (root / entry.artifacts["tf"].path).rglob("*"))
+            rows.append(row)
+            say(f"{example.name} via {route}: " + ("ok" if row["ok"] else f"refused: {row['said']}"))
+    return rows

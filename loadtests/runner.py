@@ -82,6 +82,10 @@ class Run:
             "profile": profile.to_json(),
             "stack": endpoints.stack.model_dump(mode="json") if endpoints.stack else {},
             "targets": {n: TARGETS[n].description for n in profile.targets},
+            # what the model is and, for a brought one, where it came from and how far its artifacts agree
+            "model_entry": self.model.model_dump(
+                mode="json", include={"origin", "source", "inputs", "outputs", "max_batch", "parity"}, exclude_none=True
+            ),
         }
 
     def execute(self) -> dict[str, Any]:

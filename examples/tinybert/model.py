@@ -2,10 +2,15 @@
 
 Inputs ``input_ids`` and ``attention_mask`` [N, T] int64 (T up to 32); outputs ``pooled``
 [N, 32] and ``logits`` [N, 2]. Nothing is downloaded: the config is written here and the
-weights are a seeded initialisation. ``token_type_ids`` and ``position_ids`` are passed
-explicitly (zeros and ``arange(T)``, what BERT uses when they are left out): BertModel's
-defaults slice registered buffers with the traced length, which nobuco would bake in as a
-constant. The request is the same. torch and transformers only (both venvs import it).
+weights are a seeded initialisation.
+
+Three things are passed to BertModel explicitly, each what it would compute itself, so
+that no tracer meets transformers' data-dependent code: the additive attention mask
+[N, 1, 1, T] (transformers builds it from the 0/1 mask with shortcuts that depend on the
+mask's values, e.g. none at all when it is all ones, which a tracer would bake in),
+``token_type_ids`` (zeros) and ``position_ids`` (``arange(T)``; BertModel slices registered
+buffers with the traced length, which nobuco would bake in as a constant). The request is
+the same 0/1 mask. torch and transformers only (both venvs import it).
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ class TinyBert(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        blocked = 1.0 - attention_mask[:, None, None, :].to(torch.float32)
         out = self.bert(
             input_ids=input_ids,
-            attention_mask=attention_mask,
+            attention_mask=blocked * torch.finfo(torch.float32).min,
             token_type_ids=torch.zeros_like(input_ids),
             position_ids=positions,
         )

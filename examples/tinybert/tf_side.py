@@ -20,7 +20,7 @@ def main(out: Path) -> None:
     model = TinyBert().eval()
     model.load_state_dict(torch.load(out / "weights.pt"))
     ids = torch.randint(0, 1000, (3, 12), generator=torch.Generator().manual_seed(1))
-    mask = torch.ones(3, 12, dtype=torch.int64)
+    mask = (torch.arange(12)[None, :] < torch.tensor([[12], [5], [9]])).to(torch.int64)  # padded rows
     nobuco_savedmodel(
         model,
         {"input_ids": (ids, (None, None)), "attention_mask": (mask, (None, None))},

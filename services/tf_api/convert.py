@@ -82,7 +82,13 @@ def inspect(task: Task) -> dict[str, Any]:
             }
             for i, t in enumerate(model.inputs)
         ]
-        outputs = [_keras_name(t, i, "output") for i, t in enumerate(model.outputs)]
+        # a Functional model names its outputs by their layers; a KerasTensor's own name is internal
+        names = list(getattr(model, "output_names", None) or [])
+        outputs = (
+            names
+            if len(names) == len(model.outputs)
+            else [_keras_name(t, i, "output") for i, t in enumerate(model.outputs)]
+        )
         return {"inputs": declared, "outputs": outputs}
     _, signature = _signature(task["path"], task.get("signature", "serving_default"))
     _, kwargs = signature.structured_input_signature

@@ -53,7 +53,7 @@ from stack.builtins import BUILTINS
 from . import converters
 from .parity import Gate, check_reference
 from .register import commit, locked, staging_root
-from .spec import Declared, RefusedError, dtype_of, merge_inputs, parse_input_option
+from .spec import Declared, RefusedError, dtype_of, merge_inputs, parse_input_option, sanitize
 from .steps import REPO, Steps
 
 #: Largest source accepted: ONNX's protobuf cannot hold more than 2 GiB in one file, and a model of
@@ -285,6 +285,8 @@ class Adder:
             max_batch=max_batch,
         )
         save_cases(self.cases, parity_cases(draft, sample))
+        if pair_tf is not None and len(names) > 1:
+            names = self._pair_order(fmt, source, pair_tf, draft, names)
         self.say(f"  reference: {RUNTIME[fmt]}, batches 1, 7, {max_batch}" + (", the sample" if sample else ""))
         reference = self.run(fmt, source, draft, "reference", outputs=names)
         for case, outputs in reference.items():
@@ -313,10 +315,37 @@ class Adder:
             return "; bring the TF side yourself: duoserve models add NAME --pair TORCH_FILE TF_MODEL (docs/models.md)"
         return ""
 
+    def _pair_order(
+        self, fmt: str, source: Path, pair_tf: tuple[str, Path], draft: ModelEntry, names: list[str]
+    ) -> list[str]:
+        """The TF side's output names in the torch side's output order.
+
+        A torch model returns its outputs by position, a TF signature by name: each torch
+        output takes the name of the TF output of its shape that is closest to it (the
+        parity gate then checks every one).
+        """
+        positional = [f"output_{i}" for i in range(len(names))]
+        torch_side = next(iter(self.run(fmt, source, draft, "pair-torch", outputs=positional).values()))
+        tf_side = next(iter(self.run(pair_tf[0], pair_tf[1], draft, "pair-tf", outputs=names).values()))
+        ordered: list[str] = []
+        for position in positional:
+            value = torch_side[position]
+            same = [n for n in names if n not in ordered and tf_side[n].shape == value.shape]
+            if not same:
+                shapes = ", ".join(f"{n} {list(v.shape)}" for n, v in tf_side.items())
+                raise RefusedError(
+                    f"--pair: the torch model's output {len(ordered)} has shape {list(value.shape)}; "
+                    f"the TF model's outputs are {shapes}"
+                )
+            ordered.append(min(same, key=lambda n: float(np.abs(tf_side[n].astype(np.float64) - value).max())))
+        return ordered
+
     def _output_names(self, fmt: str, declared: list[Declared] | None, pair_tf: tuple[str, Path] | None) -> list[str]:
         if pair_tf is not None:
             _, tf_declared = self.inspect(*pair_tf)
             return [d.name for d in tf_declared or []]
+        if fmt == "keras" and declared:  # outputs are positional in Keras: their names can be made servable
+            return list(sanitize([d.name for d in declared]).values())
         if fmt in ("onnx", "savedmodel") and declared:
             bad = [d.name for d in declared if not re.fullmatch(NAME_PATTERN, d.name)]
             if bad:
