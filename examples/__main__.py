@@ -6,7 +6,8 @@
 - ``build``: only build the source files into ``examples/NAME/out/``;
 - ``list``: the examples and what each shows;
 - ``converters``: every torch example through both torch -> TF converters (onnx2tf, nobuco),
-  into scratch roots: the measurement behind the choice in docs/models.md (JSON on stdout's last line).
+  into scratch roots: the measurement behind the choice in docs/models.md (JSON on stdout's last line);
+- ``figures``: the examples' conversion times, artifact sizes and parity figures in ``--root``, as markdown.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from pathlib import Path
 
 from contract.artifacts import default_root
 
-from .runner import EXAMPLES, ExampleError, add, build, compare_converters
+from .runner import EXAMPLES, ExampleError, add, build, compare_converters, figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=("add", "build", "list", "converters"), default="add")
+    parser.add_argument("command", nargs="?", choices=("add", "build", "list", "converters", "figures"), default="add")
     parser.add_argument("names", nargs="*", help=f"examples (default: all of {', '.join(EXAMPLES)})")
     parser.add_argument("--root", type=Path, default=default_root(), help="artifacts root (default: artifacts/)")
     parser.add_argument("--force", action="store_true", help="convert again even when up to date")
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"examples: no example {unknown[0]!r} (examples: {', '.join(EXAMPLES)})", file=sys.stderr)
         return 2
     chosen = [EXAMPLES[n] for n in args.names or EXAMPLES]
+    if args.command == "figures":
+        print(figures(args.root))
+        return 0
     if args.command == "converters":
         with tempfile.TemporaryDirectory() as work:
             try:

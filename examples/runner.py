@@ -28,7 +28,6 @@ NOBUCO_REQUIREMENTS = HERE / "nobuco.requirements.txt"
 STATE = "examples.json"
 #: The files every conversion depends on, beside the example's own.
 CONVERSION_FILES = (
-    "examples/runner.py",
     "examples/common.py",
     "examples/nobuco.requirements.txt",
     "stack/models/*.py",
@@ -272,3 +271,43 @@ def compare_converters(examples: list[Example], work: Path, say: Any = print) ->
             rows.append(row)
             say(f"{example.name} via {route}: " + ("ok" if row["ok"] else f"refused: {row['said']}"))
     return rows
+
+
+def figures(root: Path) -> str:
+    """Markdown tables of the examples in ``root``: conversion times, artifact sizes, parity per artifact and output."""
+    state = read_state(root)
+    manifest = read_manifest(root)
+    lines = [
+        "| example | build s | models add s | source | artifacts (MB) |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for name in EXAMPLES:
+        if name not in manifest.models or name not in state:
+            continue
+        entry, record = manifest.models[name], state[name]
+        sizes = ", ".join(
+            f"{kind} {_size(root / r.path) / 1e6:.2f}"
+            for kind, r in sorted(entry.artifacts.items())
+            if kind != "sample"
+        )
+        source = f"{entry.source.format} ({', '.join(entry.source.files)})" if entry.source else "-"
+        lines.append(f"| {name} | {record['build_s']} | {record['add_s']} | {source} | {sizes} |")
+    lines += [
+        "",
+        "| example | artifact | checked against | output | max abs | max rel | batches | sample rows |",
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
+    ]
+    for name in EXAMPLES:
+        found = manifest.models.get(name)
+        for kind, parity in (found.parity if found else {}).items():
+            for output, f in parity.outputs.items():
+                batches = ", ".join(map(str, parity.batches))
+                lines.append(
+                    f"| {name} | {kind} | {parity.against} | {output} | {f.max_abs:.1e} | {f.max_rel:.1e} | {batches} "
+                    f"| {parity.samples} |"
+                )
+    return "\n".join(lines)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -111,6 +111,11 @@ def commit(root: Path, manifest: Manifest, name: str, entry: ModelEntry | None, 
             os.replace(str(move["staged"]), final)
     _write_manifest(root, text)
     _finish(root, journal)
+    for move in moves:  # a removed model leaves no empty folder (tf/<name>/ held the version folder)
+        parent = Path(str(move["final"])).parent
+        while move["staged"] is None and parent != root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
     if staged is not None:
         shutil.rmtree(staged, ignore_errors=True)
     written = read_manifest(root)

@@ -173,7 +173,7 @@ def test_a_killed_add_is_cleared_by_the_next_command(root: Path, user_models: Pa
     proc = _start_add(root, user_models / "cnn.onnx")
     _wait_for_staging(root, proc)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     assert read_manifest(root) == before
     assert "existing" in Cli(root).ok("list")
     # the next command that changes the root clears the dead add's staging root

@@ -135,3 +135,30 @@ def test_stats_count_requests_to_a_brought_model(models_stack: Stack, served: Ma
     for _ in range(3):
         _served(models_stack, entry, _rows(entry, sample_inputs(entry, 1, seed=1)), "torch", 1)
     assert count() == before + 3
+
+
+def test_the_load_test_and_its_report_run_on_a_brought_model(models_stack: Stack, tmp_path: Path) -> None:
+    """``make run MODEL=tinybert``'s runner: payloads from the sample, every target served, parity in the report."""
+    import subprocess
+    import sys
+
+    from tests.utils.servers import REPO
+
+    reports = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "loadtests", "run", "--profile", "quick", "--model", "tinybert",
+           "--stack", str(models_stack.run_dir / "stack.json"), "--out", str(reports)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, env=models_stack.env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}\n{models_stack.tails()}"
+    out = next(reports.iterdir())
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "tinybert"
+    assert results["model_entry"]["source"]["format"] == "pair"
+    for run in results["comparison"]["runs"]:
+        assert run["requests"] > 0, run
+        assert run["failures"] == 0, run
+    markdown = (out / "report.md").read_text()
+    assert "## Model" in markdown
+    assert "Brought as pair (tinybert.pt2, tinybert_savedmodel)" in markdown
+    for kind in ("onnx", "tf"):
+        for output in ("pooled", "logits"):
+            assert f"| {kind} | torch.export | {output} |" in markdown, markdown
