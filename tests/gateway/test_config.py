@@ -103,13 +103,22 @@ def test_launcher_serves_and_exits_cleanly_on_sigterm(manifest_path: Path, tmp_p
     import signal
     import time
 
+    import grpc
+
     from services.process import http_probe
     from tests.utils.servers import free_port, running
 
-    port = free_port()
-    env = {"GATEWAY_PORT": str(port), "GATEWAY_MANIFEST": str(manifest_path), "GATEWAY_TORCH_URL": "http://127.0.0.1:9"}
+    port, grpc_port = free_port(), free_port()
+    env = {
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_GRPC_PORT": str(grpc_port),
+        "GATEWAY_MANIFEST": str(manifest_path),
+        "GATEWAY_TORCH_URL": "http://127.0.0.1:9",
+    }
     with running("gateway", ["-m", "gateway"], tmp_path / "gateway.log", env) as server:
         server.wait_ready(http_probe(f"http://127.0.0.1:{port}/health/live"), timeout_s=30)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:  # the gRPC server runs beside HTTP
+            grpc.channel_ready_future(channel).result(timeout=10)
         server.signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         while server.returncode is None and time.monotonic() < deadline:
