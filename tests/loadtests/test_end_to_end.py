@@ -91,7 +91,17 @@ def test_quick_scenario_end_to_end(stack: tuple[dict[str, Any], dict[str, str]],
 
 def check_report(out: Path, info: dict[str, Any]) -> None:
     results = json.loads((out / "results.json").read_text())
-    targets = ["torch", "torch_ort", "tf", "gw_torch", "gw_torch_ort", "gw_tf", "gw_compare"]
+    targets = [
+        "torch",
+        "torch_ort",
+        "tf",
+        "gw_torch",
+        "gw_torch_ort",
+        "gw_tf",
+        "gw_compare",
+        "gw_v2_torch",
+        "gw_v2b_tf",
+    ]
     assert [r["target"] for r in results["comparison"]["runs"]] == targets
 
     # the files exist and parse
