@@ -4,7 +4,8 @@
 * ``python -m benchmarks.tf_server`` -- the TF server over REST and gRPC, batching on and off;
 * ``python -m benchmarks.gateway_proxy`` -- the gateway in front of a trivial backend, per HTTP client;
 * ``python -m benchmarks.gateway_hop`` -- the gateway in front of the real TorchServe of a running stack;
-* ``python -m benchmarks.gateway_micro`` -- the gateway's own per-request steps, in-process.
+* ``python -m benchmarks.gateway_micro`` -- the gateway's own per-request steps, in-process;
+* ``python -m benchmarks.protocols`` -- JSON against binary tensors through the gateway (v1, v2 REST, v2 gRPC).
 
 The top layer: it may use everything below it, and nothing imports it (the gateway image
 ships none of it).
