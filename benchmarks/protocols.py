@@ -14,6 +14,9 @@ backend (default ``torch``, ``tf``), four ways of sending the same instances:
 
 Each cell is measured twice per repeat: latency with one request in flight (p50, p99) and
 throughput with ``--concurrency`` in flight (requests/s; images/s = requests/s x batch).
+A window counts the requests that finished in it, so it must be several times the slowest
+request long (a batch of 8 images as JSON takes seconds here): give ``--duration`` per
+batch size by running the command once per batch.
 REST goes through ``wrk`` (a native load generator); gRPC through one ``grpc.aio`` channel
 from this process, with pre-serialized requests and undecoded answers (each protocol's
 answer is checked once before it is measured). Cells are interleaved within each repeat,
@@ -185,10 +188,11 @@ def table(results: dict[tuple[str, int, str, str], list[Cell]], args: argparse.N
                 seq = results[(protocol, batch, backend, "latency")]
                 load = results[(protocol, batch, backend, "load")]
                 rps = statistics.median(c.rps for c in load)
+                ratio = f"{rps / base:.2f}x" if base > 0 else "v1 JSON finished no request"
                 lines.append(
                     f"| {backend} | {batch} | {protocol} | {_cell([c.p50_ms for c in seq])} | "
                     f"{_cell([c.p99_ms for c in seq])} | {_cell([c.rps for c in load], 2)} | "
-                    f"{rps * batch:.1f} | {rps / base:.2f}x |"
+                    f"{rps * batch:.1f} | {ratio} |"
                 )
     return "\n".join(lines)
 
@@ -230,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
         f"at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; TF server {info.tf_server}\n"
     )
-    print(table(results, args))
     if args.out:
         raw: dict[str, Any] = {" / ".join(map(str, k)): [c.__dict__ for c in v] for k, v in results.items()}
         args.out.write_text(json.dumps({"load_start": load_start, "load_end": load_end, "results": raw}, indent=2))
+    print(table(results, args))
     return 0
 
 

@@ -68,6 +68,9 @@ def test_policies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GATEWAY_BACKENDS", '{"mlp": []}', ["GATEWAY_BACKENDS", "no backend"]),
         ("GATEWAY_API_KEY", "", ["GATEWAY_API_KEY", "empty"]),
         ("GATEWAY_HTTP_CLIENT", "requests", ["GATEWAY_HTTP_CLIENT"]),
+        ("GATEWAY_GRPC_PORT", "grpc", ["GATEWAY_GRPC_PORT"]),
+        ("GATEWAY_GRPC_PORT", "-1", ["GATEWAY_GRPC_PORT", "greater than or equal to 0"]),
+        ("GATEWAY_GRPC_PORT", "8000", ["GATEWAY_GRPC_PORT: 8000 is also GATEWAY_PORT"]),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: list[str]) -> None:
