@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts converters examples test lint run up down frameworks clean
+.PHONY: help setup artifacts converters examples protos test lint run up down frameworks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q $(FIND_LINKS) -c requirements.lock -e '.[dev]'
 	@# onnx2torch without torchvision: PyPI's torchvision does not load beside the CPU torch
 	$(PY) -m pip install -q --no-deps -c requirements.lock onnx2torch
+	@# tritonclient (the tests' Open Inference Protocol clients) without its protobuf<7 and ml-dtypes pins
+	$(PY) -m pip install -q --no-deps -c requirements.lock tritonclient
 	touch $(STAMP)
 
 artifacts: $(STAMP)  ## build weights, TorchScript, ONNX, .mar and SavedModels (only what is stale)
@@ -35,6 +37,9 @@ converters: $(STAMP)  ## create the onnx2tf converter venv (.venv-onnx2tf) that 
 
 examples: $(STAMP)  ## build the four examples in examples/ and add them with `duoserve models add` (once per recipe)
 	$(PY) -m examples add
+
+protos: $(STAMP)  ## regenerate the gateway's protobuf modules from gateway/protos/*.proto (committed; grpcio-tools)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. gateway/protos/oip_v2.proto gateway/protos/tf_serving.proto
 
 test: artifacts  ## set up, build artifacts, run the whole test suite
 	$(PY) -m pytest

@@ -7,6 +7,7 @@
 * ``python -m benchmarks.gateway_micro`` -- the gateway's own per-request steps, in-process;
 * ``python -m benchmarks.frameworks`` -- the frameworks themselves, in process: training and inference
   speed of the same networks in PyTorch and TensorFlow (``docs/frameworks.md``).
+* ``python -m benchmarks.protocols`` -- JSON against binary tensors through the gateway (v1, v2 REST, v2 gRPC).
 
 The top layer: it may use everything below it, and nothing imports it (the gateway image
 ships none of it).

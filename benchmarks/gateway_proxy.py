@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 gw_env = {
                     **env,
                     "GATEWAY_PORT": str(port),
+                    "GATEWAY_GRPC_PORT": "0",
                     "GATEWAY_TORCH_URL": echo_url,
                     "GATEWAY_HTTP_CLIENT": client,
                     "GATEWAY_MANIFEST": str(_manifest(Path(tmp))),

@@ -4,6 +4,7 @@
   max batch, parity figures, and each artifact's path, hash and recipe;
 * :mod:`contract.artifacts` -- where artifacts live, atomic writes, hashes;
 * :mod:`contract.tensors` -- JSON request bodies to checked tensors and back;
+* :mod:`contract.oip` -- the Open Inference Protocol's (KServe v2) tensors, JSON and binary;
 * :mod:`contract.weights` -- the neutral weights file both frameworks read;
 * :mod:`contract.keys` -- TorchServe's key file;
 * :mod:`contract.stackinfo` -- ``stack.json``, the running stack's description;

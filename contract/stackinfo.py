@@ -30,6 +30,8 @@ class StackInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gateway: str
+    #: the gateway's Open Inference Protocol gRPC address (``host:port``); None when it is off
+    gateway_grpc: str | None = None
     torch: str
     torch_management: str
     torch_metrics: str

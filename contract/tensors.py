@@ -121,6 +121,11 @@ def _find_bad(value: Any, path: str, dtype: str, depth: int = 0) -> str | None:
     return None if ok else f"{path} = {json.dumps(value)[:40]}"
 
 
+def bad_leaf(value: Any, path: str, dtype: str) -> str | None:
+    """Path and JSON of the first leaf of a nested list that ``dtype`` cannot take, or None."""
+    return _find_bad(value, path, dtype)
+
+
 def _nested_shape(value: Any) -> list[int] | None:
     """Shape of a regular nested list, or None if it is ragged."""
     try:
@@ -360,6 +365,19 @@ def read_outputs(answer: Any, entry: ModelEntry, rows: int) -> dict[str, np.ndar
     if set(columns) != set(names):
         raise OutputError(f"the answer has the outputs {sorted(columns)}; expected {', '.join(names)}")
     return {t.name: _output_array(columns[t.name], t, rows) for t in entry.outputs}
+
+
+def check_output_arrays(outputs: Mapping[str, np.ndarray], entry: ModelEntry, rows: int) -> dict[str, np.ndarray]:
+    """Outputs a backend answered as arrays (binary tensors): every output, ``rows`` rows, its shape and dtype."""
+    if set(outputs) != set(entry.output_names):
+        raise OutputError(f"the answer has the outputs {sorted(outputs)}; expected {', '.join(entry.output_names)}")
+    checked: dict[str, np.ndarray] = {}
+    for tensor in entry.outputs:
+        array = outputs[tensor.name]
+        if array.dtype.kind not in ("b" if tensor.dtype == "bool" else "fiu"):
+            raise OutputError(f"output {tensor.name} has dtype {array.dtype}; expected {tensor.dtype}")
+        checked[tensor.name] = _output_array(array, tensor, rows).astype(NUMPY_DTYPES[tensor.dtype], copy=False)
+    return checked
 
 
 # -- seeded inputs ------------------------------------------------------------------------

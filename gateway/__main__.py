@@ -1,9 +1,11 @@
 """``python -m gateway``: serve on ``GATEWAY_HOST:GATEWAY_PORT`` with uvicorn (uvloop, httptools).
 
 Request headers must arrive within ``GATEWAY_HEADER_TIMEOUT_S`` (408 otherwise; see :mod:`.server`).
+The Open Inference Protocol's gRPC service listens on ``GATEWAY_GRPC_PORT`` in the same
+event loop, started and stopped by the app's lifespan.
 
 Runs in the foreground; SIGTERM or Ctrl-C stops it gracefully (in-flight requests finish
-within 10 s, pools close); SIGTERM then exits 0. A bad setting exits with status 2 and a
+within 10 s, gRPC calls too, pools close); SIGTERM then exits 0. A bad setting exits with status 2 and a
 message naming the variable.
 """
 

@@ -1,4 +1,4 @@
-"""Assemble the FastAPI app: ``create_app(settings)``; the lifespan owns the backend pools."""
+"""Assemble the FastAPI app: ``create_app(settings)``; the lifespan owns the backend pools and the gRPC server."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .config import Settings, check_against_models
 from .dataplane import DataPlane
 from .errors import add_exception_handlers
 from .models import load_models
+from .protocol import v2
 from .routes import router
 from .security import ApiKeyMiddleware
 
@@ -21,6 +22,8 @@ log = logging.getLogger("gateway")
 
 #: builds the backend clients inside the running loop; tests hand in their own
 ClientFactory = Callable[[Settings, set[str]], dict[str, BackendClient]]
+#: how long running gRPC calls may take to finish at shutdown (uvicorn gives HTTP requests 10 s)
+GRPC_GRACE_S = 10.0
 
 
 def create_app(
@@ -37,9 +40,14 @@ def create_app(
         app.state.plane = plane
         if settings.torch_key_file is None and needed & {"torch", "torch_ort"}:
             log.warning("GATEWAY_TORCH_KEY_FILE is unset: TorchServe requests carry no token")
+        grpc_server = v2.GrpcServer(settings, plane, app.version) if settings.grpc_port else None
         try:
+            if grpc_server is not None:
+                await grpc_server.start()
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(GRPC_GRACE_S)
             await plane.close()
 
     app = FastAPI(
@@ -50,6 +58,7 @@ def create_app(
     )
     _add_middleware(app, settings)
     app.include_router(router)
+    app.include_router(v2.router)
     add_exception_handlers(app)
     return app
 

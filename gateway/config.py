@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    #: the Open Inference Protocol's gRPC service (Triton's convention: HTTP 8000, gRPC 8001); 0 turns it off
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     torch_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
@@ -129,6 +131,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.api_key is not None and not self.api_key.get_secret_value():
             raise ValueError(f"{env_name('api_key')}: empty; unset it to disable the API key")
+        if self.grpc_port == self.port:
+            raise ValueError(f"{env_name('grpc_port')}: {self.grpc_port} is also {env_name('port')}; give gRPC its own")
         for model, names in (self.backends or {}).items():
             if not names:
                 raise ValueError(f"{env_name('backends')}: model {model!r} has no backend")

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from contract.manifest import ModelEntry
-from contract.tensors import OutputError, read_outputs
+from contract.tensors import OutputError, check_output_arrays, read_outputs
 
-from .backends import BackendClient, CircuitBreaker, Guard, Readiness
+from .backends import BackendClient, BackendResult, CircuitBreaker, Guard, Readiness
 from .compare import agreement, max_abs_diff
 from .config import PolicyConfig, Settings
 from .errors import (
@@ -52,6 +52,16 @@ def check_answer(answer: dict[str, Any], model: ModelEntry, rows: int, backend: 
     """The outputs of a backend's answer, checked against the model's contract, or 502 saying what was wrong."""
     try:
         return read_outputs(answer, model, rows)
+    except OutputError as exc:
+        raise BadBackendResponseError(f"backend {backend} answered badly: {exc}", backend) from None
+
+
+def check_result(result: BackendResult, model: ModelEntry, rows: int, backend: str) -> dict[str, np.ndarray]:
+    """:func:`check_answer`, or the same check of the arrays a binary answer carries."""
+    if result.outputs is None:
+        return check_answer(result.answer, model, rows, backend)
+    try:
+        return check_output_arrays(result.outputs, model, rows)
     except OutputError as exc:
         raise BadBackendResponseError(f"backend {backend} answered badly: {exc}", backend) from None
 
@@ -131,7 +141,7 @@ class DataPlane:
         start = time.perf_counter()
         try:
             result = await self.guards[backend].run(lambda: client.predict(model, payload))
-            outputs = check_answer(result.answer, model, payload.rows, backend)
+            outputs = check_result(result, model, payload.rows, backend)
         except BackendError as exc:
             elapsed = time.perf_counter() - start
             self.stats.record_error(model.name, backend, exc.kind)
@@ -166,7 +176,7 @@ class DataPlane:
         async def job() -> None:
             try:
                 result = await self.guards[target].run(lambda: self.clients[target].predict(model, payload))
-                outputs = check_answer(result.answer, model, payload.rows, target)
+                outputs = check_result(result, model, payload.rows, target)
             except BackendError as exc:
                 self.stats.record_shadow(model.name, answer.backend, target, None, None, exc.kind)
                 self.metrics.shadow_requests.labels(model.name, target, exc.kind).inc()

@@ -33,6 +33,14 @@ class Payload:
     rows: int
     format: Format
     backend: str | None  # the body's ``backend`` member, if any
+    #: set when ``body`` is binary tensors (the Open Inference Protocol's layout: a JSON header of
+    #: this many bytes, then raw tensors), which TorchServe's handler takes; TF gets ``arrays`` over gRPC
+    header_length: int | None = None
+
+    @property
+    def binary(self) -> bool:
+        """Whether the request came as (and travels on as) binary tensors, never JSON."""
+        return self.header_length is not None
 
 
 def check_content_type(request: Request) -> None:

@@ -1,4 +1,4 @@
-"""Optional API key on every route except ``/health/*``: ``X-API-Key`` or ``Authorization: Bearer``.
+"""Optional API key on every route but ``/health/*`` and ``/v2/health/*``: ``X-API-Key`` or ``Authorization: Bearer``.
 
 A pure ASGI middleware (no per-request dependency overhead), comparing in constant time.
 """
@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import UnauthorizedError, error_response
 
-OPEN_PREFIX = "/health/"
+OPEN_PREFIXES = ("/health/", "/v2/health/")
+#: Paths of the Open Inference Protocol, whose errors are ``{"error": ...}``
+V2_PREFIX = "/v2"
 
 
 def _presented(scope: Scope) -> bytes | None:
@@ -31,13 +34,17 @@ class ApiKeyMiddleware:
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(OPEN_PREFIX):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         presented = _presented(scope)
         if presented is None or not hmac.compare_digest(presented, self.key):
             reason = "missing" if presented is None else "wrong"
-            response = error_response(UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer"))
+            error = UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer")
+            response = error_response(error)
+            if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+                response = JSONResponse({"error": error.detail}, status_code=error.status, headers=error.headers())
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -7,11 +7,13 @@ the model's contract (:func:`contract.tensors.read_outputs`), as in the gateway.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from contract.manifest import ModelEntry
+from contract.oip import read_rest_response
 from contract.tensors import OutputError, read_outputs
 
 #: Largest difference between two backends' outputs that still counts as agreement.
@@ -37,6 +39,21 @@ def check_predict(body: Any, entry: ModelEntry, rows: int, backend: str | None =
     if backend is not None and body.get("backend") != backend:
         return f"served by {body.get('backend')!r}, asked for {backend!r}"
     return check_outputs(body, entry, rows)
+
+
+def check_v2(content: bytes, header: str | None, entry: ModelEntry, rows: int, backend: str) -> str | None:
+    """An Open Inference Protocol answer (JSON or binary): every output, right shape, finite, from ``backend``."""
+    try:
+        outputs = read_rest_response(content, header, entry, rows)
+        served = json.loads(content if header is None else content[: int(header)]).get("parameters", {}).get("backend")
+    except (OutputError, ValueError, AttributeError) as exc:
+        return str(exc) or "answer is not the protocol's"
+    if served != backend:
+        return f"served by {served!r}, asked for {backend!r}"
+    for name, array in outputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return f"output {name} holds NaN or infinite values"
+    return None
 
 
 def check_compare(body: Any, entry: ModelEntry, rows: int, backends: list[str]) -> str | None:

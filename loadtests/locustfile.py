@@ -1,5 +1,6 @@
 """Locust users, one per target: TorchServe direct (TorchScript, ONNX Runtime), the TF
-server's REST API direct, the gateway pinned to each backend, and the gateway's /compare.
+server's REST API direct, the gateway pinned to each backend (/v1, and the Open Inference
+Protocol's /v2 with JSON or binary tensors), and the gateway's /compare.
 
 Run it with the project's runner (``python -m loadtests run``), with plain Locust
 (``locust -f loadtests/locustfile.py --headless -u 8 -r 8 -t 30s TorchDirect``), or
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from locust import FastHttpUser, events, run_single_user, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from contract.manifest import ModelEntry
+from contract.oip import HEADER_LENGTH
 from loadtests import checks, payload
 from loadtests.targets import Endpoints, Target, get_target, headers, path, torch_key
 
@@ -63,9 +65,23 @@ class Settings:
     max_p99_ms: float
     compare_backends: list[str]
     key: str | None = None
+    seed: int = 0
+    sample: payload.Sample | None = None
+    #: the bodies in each encoding but v1's (``bodies``), made when a target first needs them
+    encoded: dict[str, list[payload.Encoded]] = field(default_factory=dict)
 
     def reload_key(self) -> None:
         self.key = torch_key(self.endpoints.torch_key_file)
+
+    def pool(self, encoding: payload.Encoding) -> list[payload.Encoded]:
+        """The shared bodies written in ``encoding`` (the same instances as ``bodies``)."""
+        if encoding == "v1":
+            return [(b, {}) for b in self.bodies]
+        if encoding not in self.encoded:
+            self.encoded[encoding] = payload.encoded_pool(
+                self.model, self.batch, self.seed, len(self.bodies), self.sample, encoding
+            )
+        return self.encoded[encoding]
 
 
 def settings_from_options(options: Any) -> Settings:
@@ -81,15 +97,18 @@ def settings_from_options(options: Any) -> Settings:
         options.gateway_url, options.torch_url, options.tf_url, options.torch_key_file or None, options.api_key or None
     )
     model = payload.load_model(options.model)
+    sample = payload.load_sample(model)
     settings = Settings(
         endpoints=endpoints,
         model=model,
         batch=options.batch,
-        bodies=payload.pool(model, options.batch, options.seed, options.payloads, payload.load_sample(model)),
+        bodies=payload.pool(model, options.batch, options.seed, options.payloads, sample),
         pace=options.pace,
         max_fail_ratio=options.max_fail_ratio,
         max_p99_ms=options.max_p99_ms,
         compare_backends=endpoints.compare_backends(options.model),
+        seed=options.seed,
+        sample=sample,
     )
     if endpoints.torch_key_file and Path(endpoints.torch_key_file).exists():
         settings.reload_key()
@@ -144,6 +163,7 @@ class TargetUser(FastHttpUser):
         self._index = 0
         self._target = self.target()
         self._path = path(self._target, self.settings.model.name)
+        self._bodies = self.settings.pool(self._target.encoding)
         self._next = time.perf_counter() + random.uniform(0.0, 1.0 / self.settings.pace) if self.settings.pace else 0.0
 
     def wait_time(self) -> float:
@@ -160,17 +180,30 @@ class TargetUser(FastHttpUser):
 
     @task
     def predict(self) -> None:
-        bodies = self.settings.bodies
-        data = bodies[self._index % len(bodies)]
+        data, extra = self._bodies[self._index % len(self._bodies)]
         self._index += 1
         name = self._target.name
-        post = self.client.post(self._path, data=data, headers=self._headers(), name=name, catch_response=True)  # type: ignore[arg-type]  # bytes are fine (its docstring)
+        headers = {**self._headers(), **extra}
+        post = self.client.post(self._path, data=data, headers=headers, name=name, catch_response=True)
         with post as resp:
             if resp.status_code != 200:
                 text = (resp.text or "")[:200]
                 if self._target.kind == "torch" and "InvalidKeyException" in text:
                     self.settings.reload_key()  # TorchServe restarted or the key expired
                 resp.failure(f"HTTP {resp.status_code}: {text}")
+                return
+            if self._target.kind in ("v2", "v2_binary"):
+                problem = checks.check_v2(
+                    resp.content or b"",
+                    resp.headers.get(HEADER_LENGTH),
+                    self.settings.model,
+                    self.settings.batch,
+                    self._target.backend,
+                )
+                if problem:
+                    resp.failure(problem)
+                else:
+                    resp.success()
                 return
             try:
                 answer = resp.json()
@@ -219,8 +252,33 @@ class GatewayCompare(TargetUser):
     target_name = "gw_compare"
 
 
+class GatewayV2Torch(TargetUser):
+    target_name = "gw_v2_torch"
+
+
+class GatewayV2TorchOrt(TargetUser):
+    target_name = "gw_v2_torch_ort"
+
+
+class GatewayV2Tf(TargetUser):
+    target_name = "gw_v2_tf"
+
+
+class GatewayV2BinaryTorch(TargetUser):
+    target_name = "gw_v2b_torch"
+
+
+class GatewayV2BinaryTorchOrt(TargetUser):
+    target_name = "gw_v2b_torch_ort"
+
+
+class GatewayV2BinaryTf(TargetUser):
+    target_name = "gw_v2b_tf"
+
+
 ALL_USERS: list[type[TargetUser]] = [
     TorchDirect, TorchOrtDirect, TfDirect, GatewayTorch, GatewayTorchOrt, GatewayTf, GatewayCompare,
+    GatewayV2Torch, GatewayV2TorchOrt, GatewayV2Tf, GatewayV2BinaryTorch, GatewayV2BinaryTorchOrt, GatewayV2BinaryTf,
 ]  # fmt: skip
 USER_FOR_TARGET: dict[str, type[TargetUser]] = {cls.target_name: cls for cls in ALL_USERS}
 

@@ -6,18 +6,30 @@ Tensors, shapes, dtypes and value ranges (token id ranges for integer inputs) co
 the manifest (:func:`contract.tensors.sample_inputs`), never from code; a model added with
 ``--sample`` is loaded with its real inputs instead, rows taken in turn. A model with
 several inputs gets TF Serving's row format with one object per instance.
+
+The same instances can also be written as the Open Inference Protocol's requests
+(:func:`encoded`): JSON tensors, or the binary tensor data layout; so protocols are
+compared on the very same numbers.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from contract.artifacts import artifact_path, default_root
 from contract.manifest import ModelEntry, read_manifest
-from contract.tensors import request_body, sample_inputs
+from contract.oip import HEADER_LENGTH, datatype, rest_request
+from contract.tensors import NUMPY_DTYPES, request_body, sample_inputs
+
+#: ``v1``: the gateway's and TF Serving's JSON; ``v2``: the Open Inference Protocol's JSON tensors;
+#: ``v2_binary``: its binary tensor data extension.
+Encoding = Literal["v1", "v2", "v2_binary"]
+#: A request body and the headers it needs (its content type; a binary body's JSON header length).
+Encoded = tuple[bytes, dict[str, str]]
 
 #: Decimals kept per float value: short bodies, and float32 holds them exactly enough.
 DECIMALS = 3
@@ -59,3 +71,36 @@ def body(entry: ModelEntry, batch: int, seed: int, index: int = 0, sample: Sampl
 def pool(entry: ModelEntry, batch: int, seed: int, size: int, sample: Sample | None = None) -> list[bytes]:
     """``size`` distinct bodies; users cycle through them so caches cannot flatter a server."""
     return [body(entry, batch, seed, i, sample) for i in range(size)]
+
+
+def encoded(
+    entry: ModelEntry, batch: int, seed: int, index: int = 0, sample: Sample | None = None, encoding: Encoding = "v1"
+) -> Encoded:
+    """The body of :func:`body`'s instances in ``encoding``, with its headers."""
+    if encoding == "v1":
+        return body(entry, batch, seed, index, sample), {"Content-Type": "application/json"}
+    arrays = {
+        t.name: np.asarray(a, dtype=NUMPY_DTYPES[t.dtype])
+        for t, a in zip(entry.inputs, instances(entry, batch, seed, index, sample).values(), strict=True)
+    }
+    if encoding == "v2_binary":
+        raw, length = rest_request(arrays, entry)
+        return raw, {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(length)}
+    tensors = [
+        {"name": t.name, "shape": list(arrays[t.name].shape), "datatype": datatype(t), "data": _flat(arrays[t.name])}
+        for t in entry.inputs
+    ]
+    return json.dumps({"inputs": tensors}, separators=(",", ":")).encode(), {"Content-Type": "application/json"}
+
+
+def _flat(array: np.ndarray) -> list[object]:
+    """The elements in row-major order; floats rounded like :func:`body`'s, so both encodings carry equal numbers."""
+    flat = np.round(array.astype(np.float64), DECIMALS) if array.dtype.kind == "f" else array
+    return list(flat.ravel().tolist())
+
+
+def encoded_pool(
+    entry: ModelEntry, batch: int, seed: int, size: int, sample: Sample | None = None, encoding: Encoding = "v1"
+) -> list[Encoded]:
+    """:func:`pool` in ``encoding``: the same instances, body for body."""
+    return [encoded(entry, batch, seed, i, sample, encoding) for i in range(size)]

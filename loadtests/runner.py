@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, s
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
+            raw = response.read()
+            if response.headers.get("Content-Type", "").startswith("application/octet-stream"):
+                return response.status, raw  # binary tensors (the Open Inference Protocol's): not JSON
+            return response.status, json.loads(raw or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()[:300].decode(errors="replace")
 
@@ -46,12 +50,13 @@ def _gateway_headers(endpoints: Endpoints) -> dict[str, str]:
     return {"X-API-Key": endpoints.gateway_api_key} if endpoints.gateway_api_key else {}
 
 
-def preflight(endpoints: Endpoints, profile: Profile, body: bytes) -> None:
-    """One request per target; raise with the answer if any is not a 200."""
+def preflight(endpoints: Endpoints, profile: Profile, bodies: Callable[[payload.Encoding], payload.Encoded]) -> None:
+    """One request per target (its body in its encoding); raise with the answer if any is not a 200."""
     for name in dict.fromkeys(profile.all_targets()):
         target = get_target(name)
         url = endpoints.host(target) + path(target, profile.model)
-        status, answer = _http("POST", url, body, _headers(endpoints, name))
+        body, extra = bodies(target.encoding)
+        status, answer = _http("POST", url, body, {**_headers(endpoints, name), **extra})
         if status != 200:
             raise RuntimeError(f"preflight: {name} ({url}) answered {status}: {answer}")
 
@@ -90,11 +95,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         self.results["environment"] = envinfo.describe(self.endpoints.stack)
-        preflight(
-            self.endpoints,
-            self.profile,
-            payload.body(self.model, self.profile.batch, self.profile.seed, sample=self.sample),
-        )
+        preflight(self.endpoints, self.profile, self._body)
         self.comparison()
         if self.profile.step and self.profile.step.targets:
             self.step()
@@ -124,6 +125,10 @@ class Run:
             )
             (self.out / "gateway_stats.json").write_text(json.dumps(snapshot, indent=2) + "\n")
             self.results["gateway_stats"] = {"file": "gateway_stats.json", "status": status, "sent": self._sent(runs)}
+
+    def _body(self, encoding: payload.Encoding) -> payload.Encoded:
+        """The first body of the run in ``encoding``, with its headers."""
+        return payload.encoded(self.model, self.profile.batch, self.profile.seed, sample=self.sample, encoding=encoding)
 
     def _sent(self, runs: list[RunResult]) -> dict[str, int]:
         """Backend calls the gateway made for Locust's requests (warm-up included: the gateway saw it)."""
@@ -181,12 +186,16 @@ class Run:
         assert w.target is not None
         target = get_target(w.target)
         url = self.endpoints.host(target) + path(target, self.profile.model)
-        body = payload.body(self.model, self.profile.batch, self.profile.seed, sample=self.sample)
+        body, extra = self._body(target.encoding)
         users = self.profile.comparison.users
         print(f"wrk cross-check: {w.target}, {users} connections, {w.duration_s:g} s", file=sys.stderr, flush=True)
         try:
             result = wrk.run(
-                url, body, connections=users, duration_s=w.duration_s, headers=_headers(self.endpoints, w.target)
+                url,
+                body,
+                connections=users,
+                duration_s=w.duration_s,
+                headers={**_headers(self.endpoints, w.target), **extra},
             )
             self.results["wrk"] = {"target": w.target, "url": url, "result": result.to_json()}
         except (RuntimeError, OSError, ValueError, AttributeError) as exc:

@@ -1,9 +1,11 @@
 """The targets a load test can hit, and where they live (from ``stack.json`` or explicit URLs).
 
 A target is one way of asking for a prediction: TorchServe direct (TorchScript or ONNX
-Runtime), the TF server's REST API direct, the gateway pinned to one backend, or the
-gateway's ``/compare``. Nothing here imports Locust, so the runner, the report and the
-tests share it.
+Runtime), the TF server's REST API direct, the gateway pinned to one backend (its own JSON,
+``/v1``, or the Open Inference Protocol, ``/v2``, with JSON or binary tensors), or the
+gateway's ``/compare``. Comparing ``gw_<backend>``, ``gw_v2_<backend>`` and
+``gw_v2b_<backend>`` compares protocols; comparing backends compares stacks. Nothing here
+imports Locust, so the runner, the report and the tests share it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Literal
 
 from contract.keys import read_key
 from contract.stackinfo import StackInfo, StackInfoError
+from loadtests.payload import Encoding
 
-Kind = Literal["torch", "tf", "gateway", "compare"]
+Kind = Literal["torch", "tf", "gateway", "compare", "v2", "v2_binary"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,12 @@ class Target:
 
     @property
     def via_gateway(self) -> bool:
-        return self.kind in ("gateway", "compare")
+        return self.kind in ("gateway", "compare", "v2", "v2_binary")
+
+    @property
+    def encoding(self) -> Encoding:
+        """How its request bodies are written (:func:`loadtests.payload.encoded`)."""
+        return "v2_binary" if self.kind == "v2_binary" else "v2" if self.kind == "v2" else "v1"
 
 
 TARGETS: dict[str, Target] = {
@@ -42,6 +50,12 @@ TARGETS: dict[str, Target] = {
         Target("gw_torch_ort", "gateway", "torch_ort", "gateway → TorchServe (ONNX Runtime)"),
         Target("gw_tf", "gateway", "tf", "gateway → TF server (REST)"),
         Target("gw_compare", "compare", "all", "gateway /compare: every backend, concurrently"),
+        Target("gw_v2_torch", "v2", "torch", "gateway v2 REST, JSON tensors → TorchServe (TorchScript)"),
+        Target("gw_v2_torch_ort", "v2", "torch_ort", "gateway v2 REST, JSON tensors → TorchServe (ONNX Runtime)"),
+        Target("gw_v2_tf", "v2", "tf", "gateway v2 REST, JSON tensors → TF server (gRPC)"),
+        Target("gw_v2b_torch", "v2_binary", "torch", "gateway v2 REST, binary tensors → TorchServe (TorchScript)"),
+        Target("gw_v2b_torch_ort", "v2_binary", "torch_ort", "gateway v2 REST, binary tensors → TorchServe (ONNX RT)"),
+        Target("gw_v2b_tf", "v2_binary", "tf", "gateway v2 REST, binary tensors → TF server (gRPC)"),
     )
 }
 #: Direct target whose figures a gateway target is compared with (gateway overhead).
@@ -120,13 +134,17 @@ class Endpoints:
 
 
 def headers(endpoints: Endpoints, target: Target, inference_key: str | None) -> dict[str, str]:
-    """The request headers of ``target``: TorchServe's token, the gateway's API key and backend."""
+    """The request headers of ``target``: TorchServe's token, the gateway's API key and backend.
+
+    A body's own headers (:func:`loadtests.payload.encoded`: a binary body's content type and
+    JSON header length) go on top of these.
+    """
     found = {"Content-Type": "application/json"}
     if target.kind == "torch" and inference_key:
         found["Authorization"] = f"Bearer {inference_key}"
     if target.via_gateway and endpoints.gateway_api_key:
         found["X-API-Key"] = endpoints.gateway_api_key
-    if target.kind == "gateway":
+    if target.kind in ("gateway", "v2", "v2_binary"):
         found["X-Backend"] = target.backend
     return found
 
@@ -139,6 +157,8 @@ def path(target: Target, model: str) -> str:
         return f"/v1/models/{model}:predict"
     if target.kind == "compare":
         return f"/v1/models/{model}/compare"
+    if target.kind in ("v2", "v2_binary"):
+        return f"/v2/models/{model}/infer"
     return f"/v1/models/{model}/predict"
 
 

@@ -52,6 +52,7 @@ _MAR = (
     "contract/__init__.py",
     "contract/artifacts.py",
     "contract/manifest.py",
+    "contract/oip.py",
     "contract/tensors.py",
 )
 _TF = ("services/tf_api/models.py", "services/tf_api/export.py", "contract/weights.py")

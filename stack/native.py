@@ -144,8 +144,11 @@ def plan(paths: StackPaths) -> Plan:
         "TF_API_GRPC_PORT": (tf.host, tf.grpc_port),
         "GATEWAY_PORT": (gateway.host, gateway.port),
     }
+    if gateway.grpc_port:
+        ports["GATEWAY_GRPC_PORT"] = (gateway.host, gateway.grpc_port)
     info = StackInfo(
         gateway=f"http://{gateway.host}:{gateway.port}",
+        gateway_grpc=f"{gateway.host}:{gateway.grpc_port}" if gateway.grpc_port else None,
         torch=f"http://{torch.host}:{torch.inference_port}",
         torch_management=f"http://{torch.host}:{torch.management_port}",
         torch_metrics=f"http://{torch.host}:{torch.metrics_port}",

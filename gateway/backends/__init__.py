@@ -1,18 +1,17 @@
 """Backend clients behind one interface (:class:`BackendClient`), built from the settings.
 
 ``torch`` and ``torch_ort`` are TorchServe (``/predictions/{model}`` and ``{model}_ort``),
-``tf`` is TF Serving over REST or, with ``GATEWAY_TF_PROTOCOL=grpc``, gRPC (whose module,
-and with it TensorFlow, is imported only then).
+``tf`` is TF Serving over REST or, with ``GATEWAY_TF_PROTOCOL=grpc``, gRPC; with REST, the
+binary requests of the Open Inference Protocol still go over gRPC (TF's REST API is JSON only).
 """
 
 from __future__ import annotations
-
-import importlib
 
 from ..config import Settings
 from .base import BackendClient, BackendResult, Readiness
 from .guard import CircuitBreaker, Guard
 from .h1 import H1Transport
+from .tf_grpc import TFGrpcClient
 from .tf_rest import TFRestClient
 from .torchserve import TorchServeClient
 from .transport import AiohttpTransport, HttpLimits, HttpxTransport, Transport
@@ -59,16 +58,18 @@ def build_backends(settings: Settings, names: set[str]) -> dict[str, BackendClie
             transport = make_transport(settings.http_client, name, limits, torch_url)
             suffix = "_ort" if name == "torch_ort" else ""
             clients[name] = TorchServeClient(name, torch_url, transport, settings.torch_key_file, suffix)
-        elif name == "tf" and settings.tf_protocol == "grpc":
-            grpc_module = importlib.import_module("gateway.backends.tf_grpc")
-            clients[name] = grpc_module.TFGrpcClient(
+        elif name == "tf":
+            grpc_client = TFGrpcClient(
                 name,
                 settings.tf_grpc_target,
                 connect_timeout_s=settings.connect_timeout_s,
                 read_timeout_s=settings.read_timeout_s,
                 retry_after_s=settings.retry_after_s,
             )
-        elif name == "tf":
-            tf_url = str(settings.tf_url)
-            clients[name] = TFRestClient(name, tf_url, make_transport(settings.http_client, name, limits, tf_url))
+            if settings.tf_protocol == "grpc":
+                clients[name] = grpc_client
+            else:
+                tf_url = str(settings.tf_url)
+                transport = make_transport(settings.http_client, name, limits, tf_url)
+                clients[name] = TFRestClient(name, tf_url, transport, binary=grpc_client)
     return clients

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from contract.manifest import ModelEntry
 
 from ..errors import BackendOverloadedError, BackendRejectedError, BadBackendResponseError
@@ -18,11 +20,16 @@ ANSWER_KEYS = ("predictions", "outputs")
 
 @dataclass(frozen=True)
 class BackendResult:
-    """A backend's answer (``{"predictions": ...}`` or ``{"outputs": ...}``), its latency and its server."""
+    """A backend's answer (``{"predictions": ...}`` or ``{"outputs": ...}``), its latency and its server.
+
+    A binary request (:attr:`Payload.binary`) is answered with ``outputs`` (one array per
+    output, not yet checked) and an empty ``answer``.
+    """
 
     answer: dict[str, Any]
     latency_s: float
     server: str
+    outputs: dict[str, np.ndarray] | None = None
 
 
 @dataclass

@@ -1,14 +1,13 @@
-"""TF Serving's gRPC ``PredictionService/Predict`` (selected by ``GATEWAY_TF_PROTOCOL=grpc``).
+"""TF Serving's gRPC ``PredictionService/Predict``: tensors travel as raw ``tensor_content`` bytes.
 
-The ``tensorflow-serving-api`` stubs import TensorFlow's protobufs, which import
-``tensorflow`` itself (seconds of start-up, gigabytes of address space). This module is
-imported only when the gRPC protocol is selected, and the stubs only inside
-:meth:`TFGrpcClient.__init__`, so a REST-only gateway never loads TensorFlow.
+Used for every request when ``GATEWAY_TF_PROTOCOL=grpc``, and for the binary (Open
+Inference Protocol) requests when it is ``rest``, so an image never becomes JSON between
+the gateway and TF. The messages are the gateway's own subset of TF Serving's protos
+(:mod:`gateway.protos.tf_serving_pb2`, same field numbers): no TensorFlow in the gateway.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from contract.tensors import render_outputs
 
 from ..errors import BackendRejectedError, BackendTimeoutError, BackendUnavailableError, BadBackendResponseError
 from ..payload import Payload
+from ..protos import tf_serving_pb2 as tfs
 from .base import BackendClient, BackendResult, Readiness
 
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -31,6 +31,9 @@ _NUMPY = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_, 
 #: Where a TensorProto holds its values when it has no tensor_content.
 _VALUE_FIELDS = {1: "float_val", 2: "double_val", 3: "int_val", 9: "int64_val", 10: "bool_val", 19: "half_val"}
 _COMPAT_KEY = TF_SERVER_HEADER.lower()
+#: TF Serving's method paths (the messages' package differs; it never travels on the wire).
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
+GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
 
 
 def tensor_proto(message: Any, array: np.ndarray, dtype: str) -> None:
@@ -70,10 +73,6 @@ class TFGrpcClient(BackendClient):
         retry_after_s: float,
         max_message_bytes: int = 256 * 1024 * 1024,
     ) -> None:
-        self._predict_pb2: Any = importlib.import_module("tensorflow_serving.apis.predict_pb2")
-        self._model_pb2: Any = importlib.import_module("tensorflow_serving.apis.get_model_status_pb2")
-        service: Any = importlib.import_module("tensorflow_serving.apis.prediction_service_pb2_grpc")
-        status_service: Any = importlib.import_module("tensorflow_serving.apis.model_service_pb2_grpc")
         self.name = name
         self.target = target
         self.connect_timeout_s = connect_timeout_s
@@ -85,18 +84,26 @@ class TFGrpcClient(BackendClient):
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
         self.channel = grpc.aio.insecure_channel(target, options=options)
-        self._stub = service.PredictionServiceStub(self.channel)
-        self._status_stub = status_service.ModelServiceStub(self.channel)
+        self._predict = self.channel.unary_unary(
+            PREDICT,
+            request_serializer=tfs.PredictRequest.SerializeToString,
+            response_deserializer=tfs.PredictResponse.FromString,
+        )
+        self._status = self.channel.unary_unary(
+            GET_MODEL_STATUS,
+            request_serializer=tfs.GetModelStatusRequest.SerializeToString,
+            response_deserializer=tfs.GetModelStatusResponse.FromString,
+        )
 
-    def _request(self, model: ModelEntry, payload: Payload) -> Any:
-        request = self._predict_pb2.PredictRequest()
+    def _request(self, model: ModelEntry, payload: Payload) -> tfs.PredictRequest:
+        request = tfs.PredictRequest()
         request.model_spec.name = model.name
         request.model_spec.signature_name = model.tf_signature
         for tensor in model.inputs:
             tensor_proto(request.inputs[tensor.name], payload.arrays[tensor.name], tensor.dtype)
         return request
 
-    def _decode(self, model: ModelEntry, response: Any) -> dict[str, np.ndarray]:
+    def _decode(self, model: ModelEntry, response: tfs.PredictResponse) -> dict[str, np.ndarray]:
         outputs: dict[str, np.ndarray] = {}
         for name in model.output_names:
             if name not in response.outputs:
@@ -121,9 +128,10 @@ class TFGrpcClient(BackendClient):
         return BadBackendResponseError(message, self.name)
 
     async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
+        """Binary requests get the output arrays back; JSON ones the answer TF Serving's REST API would give."""
         request = self._request(model, payload)
         start = time.perf_counter()
-        call = self._stub.Predict(request, timeout=self.read_timeout_s)
+        call = self._predict(request, timeout=self.read_timeout_s)
         try:
             response = await call
             metadata = await call.initial_metadata()
@@ -131,19 +139,22 @@ class TFGrpcClient(BackendClient):
             raise self._error(exc) from None
         latency = time.perf_counter() - start
         self.server = _server(metadata)
-        return BackendResult(render_outputs(self._decode(model, response), payload.format), latency, self.server)
+        outputs = self._decode(model, response)
+        if payload.binary:
+            return BackendResult({}, latency, self.server, outputs)
+        return BackendResult(render_outputs(outputs, payload.format), latency, self.server)
 
     async def ready(self, model: str) -> Readiness:
-        request = self._model_pb2.GetModelStatusRequest()
+        request = tfs.GetModelStatusRequest()
         request.model_spec.name = model
-        call = self._status_stub.GetModelStatus(request, timeout=self.connect_timeout_s)
+        call = self._status(request, timeout=self.connect_timeout_s)
         try:
             response = await call
             self.server = _server(await call.initial_metadata())
         except Exception as exc:  # noqa: BLE001 -- readiness never raises
             return Readiness(False, self.server or "unknown", f"{type(exc).__name__}: {exc}")
         states = [int(v.state) for v in response.model_version_status]
-        return Readiness(30 in states, self.server, f"version states {states}")  # 30 = AVAILABLE
+        return Readiness(tfs.ModelVersionStatus.AVAILABLE in states, self.server, f"version states {states}")
 
     async def close(self) -> None:
         await self.channel.close()

@@ -3,6 +3,9 @@
 The compatible server marks its answers with ``X-TF-Server: duoserve-compat``; the real
 TF Serving sends no such header. The client remembers which one answered last so that
 ``/v1/models`` and ``/v1/stats`` say which TF server produced a figure.
+
+TF Serving's REST API takes JSON only, so binary requests (:attr:`Payload.binary`, the
+Open Inference Protocol's) go to its gRPC API instead (``binary``, a :class:`TFGrpcClient`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from contract.manifest import ModelEntry
 from contract.stackinfo import TF_BINARY, TF_SERVER_HEADER
 
+from ..errors import BadBackendResponseError
 from ..payload import Payload
 from .base import BackendClient, BackendResult, Readiness, answer_of, decode_json, error_message, raise_for_status
 from .transport import HttpAnswer, Transport
@@ -32,13 +36,18 @@ def server_identity(answer: HttpAnswer) -> str:
 class TFRestClient(BackendClient):
     """``POST {base}/v1/models/{model}:predict``."""
 
-    def __init__(self, name: str, base_url: str, transport: Transport) -> None:
+    def __init__(self, name: str, base_url: str, transport: Transport, binary: BackendClient | None = None) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.transport = transport
+        self.binary = binary
         self.server: str | None = None
 
     async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
+        if payload.binary:
+            if self.binary is None:
+                raise BadBackendResponseError(f"backend {self.name}: no gRPC client for binary tensors", self.name)
+            return await self.binary.predict(model, payload)
         start = time.perf_counter()
         answer = await self.transport.request(
             "POST", f"{self.base_url}/v1/models/{model.name}:predict", payload.body, _HEADERS
@@ -66,6 +75,11 @@ class TFRestClient(BackendClient):
 
     async def close(self) -> None:
         await self.transport.close()
+        if self.binary is not None:
+            await self.binary.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"protocol": "rest", "url": self.base_url, "server": self.server}
+        described: dict[str, Any] = {"protocol": "rest", "url": self.base_url, "server": self.server}
+        if self.binary is not None:
+            described["binary"] = self.binary.describe()
+        return described

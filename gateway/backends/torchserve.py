@@ -5,6 +5,10 @@ TorchServe (token authorization on) writes ``{"inference": {"key": ...}, ...}`` 
 The client caches the key, and when TorchServe answers 400/401/403 with a token
 complaint it re-reads the file and retries once. A refusal with a fresh key is the
 gateway's misconfiguration, not the caller's: 502.
+
+A binary request (:attr:`Payload.binary`) goes as ``application/octet-stream`` in the Open
+Inference Protocol's binary layout (``Inference-Header-Content-Length``); duoserve's
+handler answers in the same layout, and the outputs come back as arrays: no JSON on the way.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contract.keys import KeyFileError, read_key
 from contract.manifest import ModelEntry
+from contract.oip import HEADER_LENGTH, read_rest_response
+from contract.tensors import OutputError
 
 from ..errors import BadBackendResponseError
 from ..payload import Payload
@@ -52,20 +60,25 @@ class TorchServeClient(BackendClient):
             log.warning("cannot read TorchServe's inference key: %s", exc)
             return None
 
-    def _headers(self, refresh: bool = False) -> dict[str, str]:
+    def _headers(self, refresh: bool = False, header_length: int | None = None) -> dict[str, str]:
         if refresh or not self._key_loaded:
             self._key = self._read_key()
             self._key_loaded = True
-        headers = {"Content-Type": "application/json"}
+        if header_length is None:
+            headers = {"Content-Type": "application/json"}
+        else:
+            headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(header_length)}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    async def _send(self, method: str, url: str, body: bytes | None) -> HttpAnswer:
-        answer = await self.transport.request(method, url, body, self._headers())
+    async def _send(self, method: str, url: str, body: bytes | None, header_length: int | None = None) -> HttpAnswer:
+        answer = await self.transport.request(method, url, body, self._headers(header_length=header_length))
         if _is_token_refusal(answer) and self.key_file is not None:
             log.info("TorchServe refused the inference key; re-reading %s", self.key_file)
-            answer = await self.transport.request(method, url, body, self._headers(refresh=True))
+            answer = await self.transport.request(
+                method, url, body, self._headers(refresh=True, header_length=header_length)
+            )
             if _is_token_refusal(answer):
                 raise BadBackendResponseError(
                     f"backend {self.name} refused the gateway's inference key from {self.key_file} "
@@ -77,10 +90,19 @@ class TorchServeClient(BackendClient):
     async def predict(self, model: ModelEntry, payload: Payload) -> BackendResult:
         url = f"{self.base_url}/predictions/{model.name}{self.suffix}"
         start = time.perf_counter()
-        answer = await self._send("POST", url, payload.body)
+        answer = await self._send("POST", url, payload.body, payload.header_length)
         latency = time.perf_counter() - start
         raise_for_status(answer.status, answer.body, self.name, self.transport.limits.retry_after_s)
+        if payload.binary:
+            return BackendResult({}, latency, "torchserve", self._binary_outputs(answer, model, payload.rows))
         return BackendResult(answer_of(answer.body, self.name), latency, "torchserve")
+
+    def _binary_outputs(self, answer: HttpAnswer, model: ModelEntry, rows: int) -> dict[str, np.ndarray]:
+        length = next((v for k, v in answer.headers.items() if k.lower() == HEADER_LENGTH.lower()), None)
+        try:
+            return read_rest_response(answer.body, length, model, rows)
+        except OutputError as exc:
+            raise BadBackendResponseError(f"backend {self.name} answered badly: {exc}", self.name) from None
 
     async def ready(self, model: str) -> Readiness:
         try:

@@ -100,6 +100,7 @@ def gateway(stack: StackInfo, log_dir: Path, **env: str) -> Iterator[Gateway]:
         **os.environ,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
+        "GATEWAY_GRPC_PORT": "0",
         "GATEWAY_TORCH_URL": stack.torch,
         "GATEWAY_TORCH_KEY_FILE": str(stack.torch_key_file),
         "GATEWAY_TF_URL": stack.tf_rest,

@@ -33,7 +33,7 @@ HANDLER = HERE / "handler.py"
 MODEL_CONFIG = HERE / "model-config.yaml"
 CONTRACT = HERE.parents[1] / "contract"
 #: The contract modules the handler imports inside a .mar (the rest it never needs).
-CONTRACT_FILES = ("__init__.py", "artifacts.py", "manifest.py", "tensors.py")
+CONTRACT_FILES = ("__init__.py", "artifacts.py", "manifest.py", "oip.py", "tensors.py")
 #: The model's contract inside a .mar.
 MODEL_JSON = "model.json"
 #: Largest difference an export may show against the eager model before it is refused.

@@ -9,7 +9,11 @@ TorchScript, ``*.pt2`` as a torch.export program, ``*.onnx`` in ONNX Runtime (th
 
 Requests come as TF Serving's row format (``{"instances": [...]}``) or columnar format
 (``{"inputs": {...}}``); each answer mirrors its request's format (``predictions`` or
-``outputs``). With server-side batching TorchServe hands ``handle`` several requests at
+``outputs``). A request with an ``Inference-Header-Content-Length`` header is the Open
+Inference Protocol's binary layout (a JSON header, then raw tensors; the gateway sends
+every v2 request so, an image never becoming JSON) and is answered in the same layout,
+every output as raw bytes, with the same header; :mod:`contract.oip` checks it against the
+contract exactly as the gateway does. With server-side batching TorchServe hands ``handle`` several requests at
 once: the valid ones whose tensors have the same shapes (a dynamic axis may differ from
 request to request) are stacked and run once, then split back so each caller gets exactly
 its own rows, in order. A bad request gets its own 4xx in TorchServe's error shape
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from contract.manifest import ModelEntry
+from contract.oip import HEADER_LENGTH, RequestedOutput, read_rest_request, rest_response
 from contract.tensors import InputError, Request, expected_text, parse_request, render_outputs, sample_inputs
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,20 @@ def _threads_per_worker(workers: int) -> int:
         return max(1, int(env))
     # Workers are processes: giving each all cores oversubscribes the host.
     return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+#: A parsed request, and whether it came (and is answered) in the binary layout.
+Parsed = tuple[Request, bool]
+
+
+def _header_length(context: Any, idx: int) -> str | None:
+    """The request's ``Inference-Header-Content-Length``, whatever case the frontend gave the name."""
+    headers = context.get_all_request_header(idx) or {}
+    wanted = HEADER_LENGTH.lower()
+    for name, value in headers.items():
+        if str(name).lower() == wanted and isinstance(value, str):
+            return value
+    return None
 
 
 def _shape_key(request: Request) -> tuple[tuple[int, ...], ...]:
@@ -134,29 +153,30 @@ class DuoserveHandler:
 
         return run
 
-    def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         """One answer per request in the batch: its outputs, or that request's own error."""
         start = time.perf_counter()
-        answers: list[str | None] = [None] * len(data)
-        groups: dict[tuple[tuple[int, ...], ...], list[tuple[int, Request]]] = {}
+        answers: list[str | bytes | None] = [None] * len(data)
+        groups: dict[tuple[tuple[int, ...], ...], list[tuple[int, Parsed]]] = {}
         for idx, item in enumerate(data):
             try:
-                request = self._parse(item)
+                parsed = self._parse(item, _header_length(context, idx))
             except InputError as exc:
                 answers[idx] = self._error(context, idx, exc.status, "InputError", exc.message)
                 continue
-            groups.setdefault(_shape_key(request), []).append((idx, request))
+            groups.setdefault(_shape_key(parsed[0]), []).append((idx, parsed))
         for group in groups.values():
             self._run_group(group, answers, context)
         logger.debug("duoserve: batch of %d requests in %.3f ms", len(data), 1e3 * (time.perf_counter() - start))
         return [a if a is not None else "" for a in answers]
 
-    def _run_group(self, group: list[tuple[int, Request]], answers: list[str | None], context: Any) -> None:
+    def _run_group(self, group: list[tuple[int, Parsed]], answers: list[str | bytes | None], context: Any) -> None:
         """Run requests whose tensors share their shapes as one batch; split the outputs back."""
         assert self._run is not None
-        names = list(group[0][1].arrays)
+        assert self.entry is not None
+        names = list(group[0][1][0].arrays)
         try:
-            merged = {n: np.concatenate([r.arrays[n] for _, r in group]) for n in names}
+            merged = {n: np.concatenate([r.arrays[n] for _, (r, _) in group]) for n in names}
             outputs = self._run(merged)
         except Exception:
             logger.exception("duoserve: inference failed for %s", self.entry.name if self.entry else "?")
@@ -164,25 +184,37 @@ class DuoserveHandler:
                 answers[idx] = self._error(context, idx, 500, "InternalServerException", "inference failed")
             return
         offset = 0
-        for idx, request in group:
+        for idx, (request, binary) in group:
             mine = {k: v[offset : offset + request.rows] for k, v in outputs.items()}
             offset += request.rows
-            context.set_response_content_type(idx, "application/json")
             # how many requests shared this forward pass: batching made visible
             context.set_response_header(idx, "X-Batch-Requests", str(len(group)))
-            answers[idx] = json.dumps(render_outputs(mine, request.format))
+            if binary:
+                every = [RequestedOutput(name, True) for name in self.entry.output_names]
+                answer, length = rest_response(self.entry, mine, every)
+                context.set_response_content_type(idx, "application/octet-stream")
+                context.set_response_header(idx, HEADER_LENGTH, str(length))
+                answers[idx] = answer
+            else:
+                context.set_response_content_type(idx, "application/json")
+                answers[idx] = json.dumps(render_outputs(mine, request.format))
 
-    def _parse(self, item: dict[str, Any]) -> Request:
+    def _parse(self, item: dict[str, Any], header_length: str | None = None) -> Parsed:
         assert self.entry is not None
         body = item.get("body")
         if body is None:
             body = item.get("data")
+        if header_length is not None:
+            if not isinstance(body, (bytes, bytearray)):
+                raise InputError(f"a request with {HEADER_LENGTH} needs a binary body (application/octet-stream)")
+            binary = read_rest_request(body, header_length, self.entry)
+            return Request(binary.arrays, binary.rows, "row", {}), True
         if body is None:
             # TorchServe turns form-encoded bodies into parameters: there is no body left
             raise InputError(
                 "request has no JSON body (send Content-Type: application/json); " + expected_text(self.entry)
             )
-        return parse_request(body, self.entry)
+        return parse_request(body, self.entry), False
 
     @staticmethod
     def _error(context: Any, idx: int, status: int, kind: str, message: str) -> str:

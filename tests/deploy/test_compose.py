@@ -14,7 +14,7 @@ from tests.deploy.compose import BASE, CPU, DEFAULT, PROFILES, REPO
 MODEL_SERVERS = ("torch_api", "tf_api")
 ONE_SHOT = ("export",)
 #: service -> container ports it may publish, and the profile it must belong to (None: always on)
-PUBLISHED = {"gateway": (8000, None), "locust-master": (8089, "loadtest"), "grafana": (3000, "monitoring")}
+PUBLISHED = {"gateway": ([8000, 8001], None), "locust-master": ([8089], "loadtest"), "grafana": ([3000], "monitoring")}
 SECRETS = ("GATEWAY_API_KEY", "GRAFANA_ADMIN_PASSWORD")
 
 
@@ -76,16 +76,19 @@ def test_only_the_gateway_and_profile_uis_publish_ports(files: tuple[str, ...]) 
             assert not ports, f"{name} publishes {ports}"
             continue
         target, profile = PUBLISHED[name]
-        assert [p["target"] for p in ports] == [target], f"{name}: {ports}"
+        assert [p["target"] for p in ports] == target, f"{name}: {ports}"
         assert service.get("profiles", [None])[0] == profile, f"{name} must be in profile {profile}"
     # docker-compose 1.29 lists every service in `config`; those with no profile start by default
     always = {name: s for name, s in services.items() if not s.get("profiles")}
     assert sorted(name for name, service in always.items() if service.get("ports")) == ["gateway"]
 
 
-def test_gateway_port_is_published_on_the_configured_host_port() -> None:
-    (port,) = _services(compose.merged(DEFAULT))["gateway"]["ports"]
-    assert (int(port["published"]), port["target"]) == (8000, 8000)
+def test_gateway_ports_are_published_on_the_configured_host_ports() -> None:
+    http, grpc = _services(compose.merged(DEFAULT))["gateway"]["ports"]
+    assert (int(http["published"]), http["target"]) == (8000, 8000)
+    assert (int(grpc["published"]), grpc["target"]) == (8001, 8001)
+    env = _services(compose.merged(DEFAULT))["gateway"]["environment"]
+    assert (env["GATEWAY_PORT"], env["GATEWAY_GRPC_PORT"]) == ("8000", "8001")
 
 
 def test_model_servers_reserve_a_gpu_by_default() -> None:

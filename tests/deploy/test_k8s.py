@@ -203,3 +203,20 @@ def test_renderer_refuses_what_it_does_not_support(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: []\ncommonLabels: {a: b}\n")
     with pytest.raises(KUSTOMIZE.KustomizeError, match="commonLabels"):
         KUSTOMIZE.build(tmp_path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_serves_http_and_grpc_on_the_ports_its_settings_name(overlay: str) -> None:
+    container = _container(overlay, "gateway", "gateway")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert (
+        ports
+        == {"http": int(env["GATEWAY_PORT"]), "grpc": int(env["GATEWAY_GRPC_PORT"])}
+        == {"http": 8000, "grpc": 8001}
+    )
+    service = _get(overlay, "Service", "gateway")
+    assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        ("http", 8000, "http"),
+        ("grpc", 8001, "grpc"),
+    }

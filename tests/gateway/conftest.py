@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from contract.manifest import Manifest, ModelEntry, TensorSpec
+from contract.oip import HEADER_LENGTH, RequestedOutput, read_rest_request, rest_response
 from gateway import Settings, create_app
 from tests.utils.servers import free_port
 
@@ -125,13 +126,26 @@ class Fake:
             return web.Response(text="<html>oops</html>", content_type="text/html")
         if mode == "no_predictions":
             return web.json_response({"result": []})
-        instances = json.loads(body)["instances"]
+        binary = request.headers.get("Content-Type") == "application/octet-stream"
+        if binary:  # the Open Inference Protocol's binary layout, as duoserve's handler takes it
+            checked = read_rest_request(body, request.headers.get(HEADER_LENGTH), entry(model))
+            instances = checked.arrays["x"].tolist()
+        else:
+            instances = json.loads(body)["instances"]
         preds = outputs(model, instances, self.offsets.get(backend, 0.0))
         if mode == "wrong_rows":
             preds = preds[:-1] or [*preds, *preds]
         if mode == "wrong_shape":
             preds = [[*row[:-1], 0.0, 0.0] for row in preds]
         headers = {"X-TF-Server": self.tf_header} if backend == "tf" and self.tf_header else {}
+        if binary:
+            array = np.asarray(preds, dtype=np.float32)
+            every = [RequestedOutput("probabilities", True)]
+            answer, length = rest_response(entry(model), {"probabilities": array}, every)
+            assert length is not None
+            return web.Response(
+                body=answer, content_type="application/octet-stream", headers={HEADER_LENGTH: str(length)}
+            )
         if mode in ("chunked", "close"):
             resp = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
             if mode == "chunked":
@@ -203,7 +217,8 @@ async def fake(tmp_path: Path) -> AsyncIterator[Fake]:
 def settings_for(manifest_path: Path) -> Callable[..., Settings]:
     def make(fake: Fake | None, **overrides: Any) -> Settings:
         url = fake.url if fake else f"http://127.0.0.1:{free_port()}"
-        values: dict[str, Any] = {"manifest": manifest_path, "torch_url": url, "tf_url": url}
+        # gRPC off unless a test asks for it: in-process apps must not take the default port 8001
+        values: dict[str, Any] = {"manifest": manifest_path, "torch_url": url, "tf_url": url, "grpc_port": 0}
         values.update(overrides)
         return Settings(**values)
 

@@ -68,6 +68,9 @@ def test_policies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GATEWAY_BACKENDS", '{"mlp": []}', ["GATEWAY_BACKENDS", "no backend"]),
         ("GATEWAY_API_KEY", "", ["GATEWAY_API_KEY", "empty"]),
         ("GATEWAY_HTTP_CLIENT", "requests", ["GATEWAY_HTTP_CLIENT"]),
+        ("GATEWAY_GRPC_PORT", "grpc", ["GATEWAY_GRPC_PORT"]),
+        ("GATEWAY_GRPC_PORT", "-1", ["GATEWAY_GRPC_PORT", "greater than or equal to 0"]),
+        ("GATEWAY_GRPC_PORT", "8000", ["GATEWAY_GRPC_PORT: 8000 is also GATEWAY_PORT"]),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: list[str]) -> None:
@@ -103,13 +106,22 @@ def test_launcher_serves_and_exits_cleanly_on_sigterm(manifest_path: Path, tmp_p
     import signal
     import time
 
+    import grpc
+
     from services.process import http_probe
     from tests.utils.servers import free_port, running
 
-    port = free_port()
-    env = {"GATEWAY_PORT": str(port), "GATEWAY_MANIFEST": str(manifest_path), "GATEWAY_TORCH_URL": "http://127.0.0.1:9"}
+    port, grpc_port = free_port(), free_port()
+    env = {
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_GRPC_PORT": str(grpc_port),
+        "GATEWAY_MANIFEST": str(manifest_path),
+        "GATEWAY_TORCH_URL": "http://127.0.0.1:9",
+    }
     with running("gateway", ["-m", "gateway"], tmp_path / "gateway.log", env) as server:
         server.wait_ready(http_probe(f"http://127.0.0.1:{port}/health/live"), timeout_s=30)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:  # the gRPC server runs beside HTTP
+            grpc.channel_ready_future(channel).result(timeout=10)
         server.signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         while server.returncode is None and time.monotonic() < deadline:

@@ -1,4 +1,8 @@
-"""The optional TF Serving gRPC client, against a fake PredictionService (imports TensorFlow: slow)."""
+"""The TF Serving gRPC client against a fake PredictionService built on tensorflow-serving-api (slow: TensorFlow).
+
+The gateway's own messages (gateway/protos/tf_serving.proto) talk to TF's generated servicer here;
+tests/gateway/test_v2_clients.py talks to the real TF server of the stack.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 from gateway import Settings
 from tests.utils.servers import free_port
 
-from .conftest import gateway, instances, outputs
+from .conftest import Fake, gateway, instances, outputs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -86,3 +90,25 @@ async def test_grpc_backend_down_is_503(settings_for: Callable[..., Settings]) -
         resp = await client.post("/v1/models/mlp/predict", json={"instances": instances("mlp", 1)})
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "1"
+
+
+async def test_v2_requests_reach_tf_over_grpc_even_when_v1_uses_rest(
+    grpc_target: tuple[str, dict[str, str]], fake: Fake, settings_for: Callable[..., Settings]
+) -> None:
+    """TF Serving's REST API is JSON only: a v2 (binary) request goes to its gRPC API, /v1 stays on REST."""
+    target, _ = grpc_target
+    rows = instances("digits", 2)
+    x = np.asarray(rows, dtype=np.float32)
+    v2 = {"inputs": [{"name": "x", "shape": [2, 8, 8], "datatype": "FP32", "data": x.ravel().tolist()}]}
+    settings = settings_for(fake, tf_grpc_target=target, backends={"digits": ["tf"]})
+    async with gateway(settings) as (client, _):
+        binary = await client.post("/v2/models/digits/infer", json=v2)
+        as_json = await client.post("/v1/models/digits/predict", json={"instances": rows})
+        described = (await client.get("/v1/models")).json()["backends"]["tf"]
+    assert binary.status_code == 200, binary.text
+    np.testing.assert_allclose(binary.json()["outputs"][0]["data"], np.ravel(outputs("digits", x.tolist())))
+    assert binary.json()["parameters"]["server"] == "tensorflow_model_server"  # the fake marks nothing
+    assert as_json.status_code == 200
+    assert [path for _, path, _ in fake.requests] == ["/v1/models/digits:predict"]  # only /v1 went over REST
+    assert described["protocol"] == "rest"
+    assert described["binary"]["protocol"] == "grpc"

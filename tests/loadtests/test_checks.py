@@ -49,3 +49,38 @@ def test_gate() -> None:
     assert checks.gate(100, 2, 10.0, 0.01, 0.0) == "fail ratio 2.00% > 1.00%"
     assert checks.gate(100, 0, 60.0, 0.01, 50.0) == "p99 60 ms > 50 ms"
     assert checks.gate(0, 0, None, 0.01, 0.0) == "no requests were made"
+
+
+def test_v2_answers() -> None:
+    import json
+
+    import numpy as np
+
+    from contract.oip import RequestedOutput, rest_response
+
+    def answer(values: list[list[float]], binary: bool, backend: str = "torch") -> tuple[bytes, str | None]:
+        body, length = rest_response(
+            TWO, {"y": np.asarray(values, np.float32)}, [RequestedOutput("y", binary)], parameters={"backend": backend}
+        )
+        return body, None if length is None else str(length)
+
+    for binary in (False, True):
+        assert checks.check_v2(*answer([[0.1, 0.9]], binary), TWO, 1, "torch") is None
+        assert (
+            checks.check_v2(*answer([[0.1, 0.9]], binary), TWO, 2, "torch")
+            == "output y has shape [1, 2]; expected [2, 2]"
+        )
+        assert (
+            checks.check_v2(*answer([[0.1, 0.9]], binary, "tf"), TWO, 1, "torch") == "served by 'tf', asked for 'torch'"
+        )
+        nan = checks.check_v2(*answer([[float("nan"), 1]], binary), TWO, 1, "torch")
+        assert nan == (
+            "output y holds NaN or infinite values"
+            if binary
+            else "request body contains NaN; instances must hold finite numbers"
+        )
+    assert (
+        checks.check_v2(json.dumps({"error": "x"}).encode(), None, TWO, 1, "torch")
+        == "the answer has no list of outputs"
+    )
+    assert checks.check_v2(b"<html>", None, TWO, 1, "torch").startswith("request body is not valid JSON")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 PORTS = (
     "TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
     "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT", "TF_API_GRPC_PORT",
-    "GATEWAY_PORT",
+    "GATEWAY_PORT", "GATEWAY_GRPC_PORT",
 )  # fmt: skip
 
 
@@ -91,7 +91,17 @@ def test_quick_scenario_end_to_end(stack: tuple[dict[str, Any], dict[str, str]],
 
 def check_report(out: Path, info: dict[str, Any]) -> None:
     results = json.loads((out / "results.json").read_text())
-    targets = ["torch", "torch_ort", "tf", "gw_torch", "gw_torch_ort", "gw_tf", "gw_compare"]
+    targets = [
+        "torch",
+        "torch_ort",
+        "tf",
+        "gw_torch",
+        "gw_torch_ort",
+        "gw_tf",
+        "gw_compare",
+        "gw_v2_torch",
+        "gw_v2b_tf",
+    ]
     assert [r["target"] for r in results["comparison"]["runs"]] == targets
 
     # the files exist and parse

@@ -92,3 +92,28 @@ def test_batch_outside_the_manifest_limit_is_refused() -> None:
 def test_unknown_model_names_the_known_ones(manifest: Manifest) -> None:
     with pytest.raises(KeyError, match=r"known: .*digits"):
         payload.load_model("nope")
+
+
+@pytest.mark.parametrize("encoding", ["v2", "v2_binary"])
+def test_v2_bodies_carry_the_same_numbers_as_v1(encoding: payload.Encoding) -> None:
+    from contract.oip import HEADER_LENGTH, read_rest_request
+
+    for entry in (toy((2, 3)), TEXT):
+        v1 = json.loads(payload.body(entry, 3, seed=4, index=1))["instances"]
+        body, headers = payload.encoded(entry, 3, seed=4, index=1, encoding=encoding)
+        request = read_rest_request(body, headers.get(HEADER_LENGTH), entry)
+        for tensor in entry.inputs:
+            mine = [row[tensor.name] for row in v1] if len(entry.inputs) > 1 else v1
+            np.testing.assert_array_equal(
+                request.arrays[tensor.name], np.asarray(mine, dtype=request.arrays[tensor.name].dtype)
+            )
+        binary = encoding == "v2_binary"
+        assert headers["Content-Type"] == ("application/octet-stream" if binary else "application/json")
+        assert (HEADER_LENGTH in headers) is binary
+    assert payload.encoded(TEXT, 2, 0, encoding="v1") == (
+        payload.body(TEXT, 2, 0),
+        {"Content-Type": "application/json"},
+    )
+    assert payload.encoded_pool(TEXT, 2, 0, 3, encoding=encoding) == [
+        payload.encoded(TEXT, 2, 0, i, encoding=encoding) for i in range(3)
+    ]

@@ -40,6 +40,8 @@ def test_hosts_and_paths(endpoints: Endpoints) -> None:
         "gw_torch": "http://127.0.0.1:8000/v1/models/digits/predict",
         "gw_tf": "http://127.0.0.1:8000/v1/models/digits/predict",
         "gw_compare": "http://127.0.0.1:8000/v1/models/digits/compare",
+        "gw_v2_torch": "http://127.0.0.1:8000/v2/models/digits/infer",
+        "gw_v2b_tf": "http://127.0.0.1:8000/v2/models/digits/infer",
     }
     for name, url in want.items():
         target = get_target(name)
@@ -59,6 +61,9 @@ def test_headers_carry_the_right_credentials(endpoints: Endpoints) -> None:
     assert headers(keyed, TARGETS["gw_compare"], None)["X-API-Key"] == "s3cret"
     assert "X-API-Key" not in headers(keyed, TARGETS["tf"], None)
     assert "s3cret" not in repr(keyed)
+    assert headers(endpoints, TARGETS["gw_v2b_torch_ort"], key)["X-Backend"] == "torch_ort"
+    assert headers(keyed, TARGETS["gw_v2_tf"], None)["X-API-Key"] == "s3cret"
+    assert [TARGETS[n].encoding for n in ("gw_tf", "gw_v2_tf", "gw_v2b_tf")] == ["v1", "v2", "v2_binary"]
 
 
 def test_overrides_and_missing_stack(endpoints: Endpoints, tmp_path: Path) -> None:

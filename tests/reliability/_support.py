@@ -56,6 +56,7 @@ def gateway_env(stack: Stack, port: int, **overrides: str) -> dict[str, str]:
     env = {
         "GATEWAY_HOST": HOST,
         "GATEWAY_PORT": str(port),
+        "GATEWAY_GRPC_PORT": str(free_port()),
         "GATEWAY_TORCH_URL": stack.info.torch,
         "GATEWAY_TORCH_KEY_FILE": str(stack.info.torch_key_file),
         "GATEWAY_TF_URL": stack.info.tf_rest,

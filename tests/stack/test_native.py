@@ -56,7 +56,8 @@ def test_native_commands_are_the_launchers() -> None:
     assert COMMANDS["tf_api"] == ["python", "-m", "services.tf_api", "serve"]
 
 
-def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "GATEWAY_GRPC_PORT"])
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, variable: str) -> None:
     """Port 8000 (or any) already in use: ``up`` names the port and its variable, and starts nothing."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -68,7 +69,9 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
             **{f"TORCH_API_{name}_PORT": str(free_port()) for name in others},
             "TF_API_REST_PORT": str(free_port()),
             "TF_API_GRPC_PORT": str(free_port()),
-            "GATEWAY_PORT": str(port),
+            "GATEWAY_PORT": str(free_port()),
+            "GATEWAY_GRPC_PORT": str(free_port()),
+            variable: str(port),
             "PYTHONPATH": str(REPO),
             "STACK_RUN_DIR": str(tmp_path / "run"),
             "STACK_LOG_DIR": str(tmp_path / "logs"),
@@ -77,6 +80,6 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
             [sys.executable, "-m", "stack", "up"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
         )
     assert result.returncode == 2, result.stderr
-    assert f"port {port} on 127.0.0.1 is already in use; set GATEWAY_PORT to another port" in result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use; set {variable} to another port" in result.stderr
     assert not (tmp_path / "run" / "stack.pids.json").exists()
     assert not (tmp_path / "logs").exists()

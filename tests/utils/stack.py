@@ -63,7 +63,7 @@ def running_stack(base: Path, torch_models: str = "all", artifacts: Path | None 
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     names = ["TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
              "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT",
-             "TF_API_GRPC_PORT", "GATEWAY_PORT"]  # fmt: skip
+             "TF_API_GRPC_PORT", "GATEWAY_PORT", "GATEWAY_GRPC_PORT"]  # fmt: skip
     env.update({name: str(free_port()) for name in names})
     env.update(
         TORCH_API_WORKER_PORT=str(torchserve_worker_port()),

@@ -14,6 +14,7 @@ import torch
 
 from contract.artifacts import default_root
 from contract.manifest import read_manifest
+from contract.oip import HEADER_LENGTH, read_rest_response, rest_request
 from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.services.torch_api.conftest import TorchServe
 from tests.utils.inputs import random_batch
@@ -148,6 +149,90 @@ def test_bad_input_never_kills_a_worker(torchserve: TorchServe) -> None:
     assert _worker_pids(torchserve, "digits") == before
     x = random_batch("digits", 2)
     assert _predict(torchserve, "digits", {"instances": x.tolist()}).status_code == 200
+
+
+def _binary(server: TorchServe, archive: str, body: bytes, length: int | str) -> httpx.Response:
+    headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(length), **server.auth()}
+    return httpx.post(f"{server.url}/predictions/{archive}", content=body, headers=headers, timeout=120)
+
+
+@pytest.mark.parametrize("archive", ["resnet", "digits_ort"])
+def test_binary_tensors_in_and_out(torchserve: TorchServe, archive: str) -> None:
+    """The Open Inference Protocol's binary layout, as the gateway sends v2 requests: binary both ways."""
+    name = archive.removesuffix("_ort")
+    entry = BUILTINS[name]
+    x = random_batch(name, 3, seed=21)
+    body, length = rest_request({"x": x}, entry)
+    response = _binary(torchserve, archive, body, length)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    header = response.headers[HEADER_LENGTH]
+    assert (
+        json.loads(response.content[: int(header)])["outputs"][0]["parameters"]["binary_data_size"]
+        == 3 * 4 * (entry.outputs[0].shape[0])
+    )
+    outputs = read_rest_response(response.content, header, entry, rows=3)
+    as_json = _predict(torchserve, archive, {"instances": x.tolist()}).json()["predictions"]
+    np.testing.assert_array_equal(outputs["probabilities"], np.asarray(as_json, dtype=np.float32))
+    np.testing.assert_allclose(outputs["probabilities"], _expected(name, x), atol=TOLERANCE)
+
+
+def test_binary_and_json_requests_share_a_batch(torchserve: TorchServe) -> None:
+    inputs = [random_batch("digits", 2, seed=300 + i) for i in range(24)]
+
+    def call(i: int) -> tuple[np.ndarray, int]:
+        if i % 2:
+            response = _predict(torchserve, "digits", {"instances": inputs[i].tolist()})
+            return np.asarray(response.json()["predictions"], np.float32), int(response.headers["X-Batch-Requests"])
+        body, length = rest_request({"x": inputs[i]}, BUILTINS["digits"])
+        response = _binary(torchserve, "digits", body, length)
+        found = read_rest_response(response.content, response.headers[HEADER_LENGTH], BUILTINS["digits"], rows=2)
+        return found["probabilities"], int(response.headers["X-Batch-Requests"])
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(call, range(24)))
+    for x, (got, _) in zip(inputs, results, strict=True):
+        np.testing.assert_allclose(got, _expected("digits", x), atol=TOLERANCE)
+    assert max(batched for _, batched in results) > 1
+
+
+def _bad_binary(case: str) -> tuple[bytes, str]:
+    x = random_batch("digits", 2, seed=1)
+    body, length = rest_request({"x": x}, BUILTINS["digits"])
+    head, raw = body[:length], body[length:]
+    return {
+        "short": (head + raw[:-4], str(length)),
+        "long": (head + raw + b"\0\0\0\0", str(length)),
+        "past_end": (body, str(len(body) + 1)),
+        "negative": (body, "-1"),
+        "not_a_number": (body, "twelve"),
+        "wrong_datatype": (head.replace(b'"FP32"', b'"FP64"') + raw, str(length)),
+        "bytes": (head.replace(b'"FP32"', b'"BYTES"') + raw, str(length + 1)),
+        "not_json": (b"\x00" * length + raw, str(length)),
+    }[case]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("short", "input x: binary_data_size 512 runs past the body's end (508 bytes of binary data left)"),
+        ("long", "the body holds 4 bytes after the last binary tensor"),
+        ("past_end", "Inference-Header-Content-Length 651 points past the body's end (650 bytes)"),
+        ("negative", "Inference-Header-Content-Length -1 is negative"),
+        ("not_a_number", "Inference-Header-Content-Length 'twelve' is not a non-negative integer"),
+        ("wrong_datatype", 'input x: datatype "FP64"; model digits takes it as FP32'),
+        ("bytes", "input x: BYTES tensors are not supported"),
+        ("not_json", "request body is not valid JSON"),
+    ],
+)
+def test_bad_binary_bodies_get_a_4xx_and_never_kill_a_worker(torchserve: TorchServe, case: str, message: str) -> None:
+    before = _worker_pids(torchserve, "digits")
+    body, length = _bad_binary(case)
+    response = _binary(torchserve, "digits", body, length)
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "InputError"
+    assert response.json()["message"].startswith(message)
+    assert _worker_pids(torchserve, "digits") == before
 
 
 def test_inference_needs_the_token(torchserve: TorchServe) -> None:
