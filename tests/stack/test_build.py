@@ -14,6 +14,9 @@ from contract.weights import load_weights
 from stack import build as build_mod
 from stack.builtins import BUILTIN_NAMES, BUILTINS
 
+#: What a built-in model has (a brought model has its source and sample instead of weights)
+BUILTIN_KINDS = [stage.kind for stage in build_mod.STAGES]
+
 
 def test_atomic_file_leaves_old_file_on_error(tmp_path: Path) -> None:
     target = tmp_path / "a.bin"
@@ -64,7 +67,7 @@ def test_manifest_describes_every_built_in_model(artifacts_root: Path, manifest:
         assert entry.origin == "builtin"
         assert [(t.name, t.dtype) for t in entry.inputs] == [("x", "float32")]
         assert [(t.name, t.dtype) for t in entry.outputs] == [("probabilities", "float32")]
-        assert set(entry.artifacts) == set(artifacts.LAYOUT)
+        assert set(entry.artifacts) == set(BUILTIN_KINDS)
         for kind, record in entry.artifacts.items():
             assert manifest.verify(artifacts_root, name, kind) == artifact_path(artifacts_root, name, kind)
             assert set(record.sources) == set(build_mod.STAGE_BY_KIND[kind].sources)
@@ -128,7 +131,7 @@ def test_keras_side_names_a_corrupt_or_incomplete_weights_file(
 
 
 def _copy_mlp(artifacts_root: Path, root: Path, manifest: Manifest) -> None:
-    for kind in artifacts.LAYOUT:
+    for kind in BUILTIN_KINDS:
         src, dst = artifact_path(artifacts_root, "mlp", kind), artifact_path(root, "mlp", kind)
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
@@ -158,7 +161,7 @@ def test_build_repairs_corrupt_interrupted_and_stale_artifacts(
     (root / "onnx" / ".mlp.onnx.abc.tmp").write_bytes(b"half")
 
     rebuilt = build_mod.build(root, ["mlp"])
-    for kind in artifacts.LAYOUT:
+    for kind in BUILTIN_KINDS:
         rebuilt.verify(root, "mlp", kind)
     assert build_mod.plan(root, ["mlp"], rebuilt) == []
     assert load_weights(weights).keys() == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
@@ -185,7 +188,7 @@ def test_a_changed_contract_makes_every_stage_stale(
 ) -> None:
     monkeypatch.setitem(build_mod.BUILTINS, "mlp", BUILTINS["mlp"].model_copy(update={"max_batch": 7}))
     jobs = build_mod.plan(artifacts_root, ["mlp"], manifest)
-    assert [kind for _, kind, _ in jobs] == list(artifacts.LAYOUT)
+    assert [kind for _, kind, _ in jobs] == BUILTIN_KINDS
     assert jobs[0][2] == "the model's inputs, outputs or max batch changed"
 
 
