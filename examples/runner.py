@@ -30,7 +30,8 @@ STATE = "examples.json"
 CONVERSION_FILES = (
     "examples/common.py",
     "examples/nobuco.requirements.txt",
-    "stack/models/*.py",
+    "stack/models/[!c_]*.py",  # every module but cli.py (and __init__/__main__), which only print
+    "stack/models/converters.py",
     "stack/models/onnx2tf.requirements.txt",
     "services/torch_api/convert.py",
     "services/torch_api/onnx2torch_ops.py",

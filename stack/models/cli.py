@@ -74,7 +74,9 @@ def _parity(entry: ModelEntry) -> str:
         return "built-in (held to 1e-4 by the test suite)"
     if not entry.parity:
         return "-"
-    return ", ".join(f"{kind} {p.max_abs:.1e}" for kind, p in entry.parity.items())
+    figures = ", ".join(f"{kind} {p.max_abs:.1e}" for kind, p in entry.parity.items())
+    first = next(iter(entry.parity.values()))
+    return f"{figures} (max abs difference from {first.against}; tolerance {first.tolerance_abs:g})"
 
 
 def list_models(root: Path) -> int:
@@ -87,7 +89,7 @@ def list_models(root: Path) -> int:
         )
         print(f"{name}\n  origin:    {origin}\n  inputs:    {_tensors(entry, 'inputs')}")
         print(f"  outputs:   {_tensors(entry, 'outputs')}\n  max batch: {entry.max_batch}")
-        print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}")
+        print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}\n")
     return 0
 
 

@@ -162,3 +162,15 @@ def test_the_load_test_and_its_report_run_on_a_brought_model(models_stack: Stack
     for kind in ("onnx", "tf"):
         for output in ("pooled", "logits"):
             assert f"| {kind} | torch.export | {output} |" in markdown, markdown
+
+
+def test_models_list_shows_origin_tensors_parity_and_artifacts(served_root: Path, served: Manifest) -> None:
+    from tests.models.conftest import Cli
+
+    listing = Cli(served_root).ok("list")
+    block = listing.split("usercnn\n", 1)[1].split("\n\n")[0]
+    assert "origin:    user (onnx: cnn.onnx)" in block
+    assert "inputs:    image [3, 16, 16] float32" in block
+    parity = served.models["usercnn"].parity
+    assert f"parity:    torchscript {parity['torchscript'].max_abs:.1e}, tf {parity['tf'].max_abs:.1e}" in block
+    assert "artifacts: mar, mar_ort, onnx, source, tf, torchscript" in block
