@@ -172,5 +172,8 @@ def test_models_list_shows_origin_tensors_parity_and_artifacts(served_root: Path
     assert "origin:    user (onnx: cnn.onnx)" in block
     assert "inputs:    image [3, 16, 16] float32" in block
     parity = served.models["usercnn"].parity
-    assert f"parity:    torchscript {parity['torchscript'].max_abs:.1e}, tf {parity['tf'].max_abs:.1e}" in block
+    line = next(x for x in block.splitlines() if x.startswith("  parity:"))
+    for kind in ("torchscript", "tf"):
+        assert f"{kind} {parity[kind].max_abs:.1e}" in line, line
+    assert line.endswith("(max abs difference from ONNX Runtime; tolerance 0.0001)"), line
     assert "artifacts: mar, mar_ort, onnx, source, tf, torchscript" in block
