@@ -65,6 +65,22 @@ def check_ports(ports: Mapping[str, tuple[str, int]]) -> None:
             raise PortInUseError(f"port {port} on {host} is already in use; set {variable} to another port")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie child of ours counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return False
+    return True
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a log file (or a note that there is none)."""
     if not path.exists():

@@ -34,7 +34,7 @@ from contract.manifest import read_manifest
 from contract.settings import SettingsError, load
 from contract.stackinfo import STACK_FILE, StackInfo
 from gateway.config import Settings as GatewaySettings
-from services.process import PortInUseError, Process, StartError, check_ports, log_tail, wait_until
+from services.process import PortInUseError, Process, StartError, check_ports, log_tail, pid_alive, wait_until
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
@@ -208,7 +208,7 @@ def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], readiness
     deadline = time.monotonic() + timeout_s
 
     def dead() -> str | None:
-        gone = [s for s in pending if not _alive(pids[s])]
+        gone = [s for s in pending if not pid_alive(pids[s])]
         return f"({gone[0]}) exited during start-up" if gone else None
 
     for service in pending:
@@ -230,7 +230,7 @@ def _tail(paths: StackPaths, service: str) -> str:
 def up(paths: StackPaths, timeout_s: float) -> int:
     """Start everything and wait until ready; on failure stop everything and return 1 (2: bad settings)."""
     if paths.pids.exists():
-        alive = {s: p for s, p in json.loads(paths.pids.read_text()).items() if _alive(p)}
+        alive = {s: p for s, p in json.loads(paths.pids.read_text()).items() if pid_alive(p)}
         if alive:
             print(f"stack: already running ({alive}); `make down` first", file=sys.stderr)
             return 1
@@ -266,7 +266,7 @@ def stop_service(paths: StackPaths, service: str, grace_s: float = 30.0) -> None
         os.killpg(pids[service], signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while _group_alive(pids[service]) and time.monotonic() < deadline:
-        _alive(pids[service])
+        pid_alive(pids[service])
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pids[service], signal.SIGKILL)
@@ -294,21 +294,6 @@ def restart(paths: StackPaths, service: str, timeout_s: float) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return False
-    return True
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -333,7 +318,7 @@ def down(paths: StackPaths, grace_s: float = 30.0) -> int:
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(_group_alive(p) for p in pids.values()):
         for pid in pids.values():
-            _alive(pid)  # reap our own children
+            pid_alive(pid)  # reap our own children
         time.sleep(0.2)
     for service, pid in pids.items():
         if _group_alive(pid):

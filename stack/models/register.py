@@ -23,6 +23,7 @@ from typing import Any
 
 from contract.artifacts import LAYOUT, MANIFEST_NAME, artifact_path, atomic_file, sha256_text
 from contract.manifest import Manifest, ModelEntry, read_manifest
+from services.process import pid_alive
 from stack.build import write_models_config
 
 from .spec import RefusedError
@@ -155,16 +156,6 @@ def recover(root: Path) -> str | None:
     if staging.exists():
         for path in staging.iterdir():
             pid = path.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or not _alive(int(pid)):
+            if not pid.isdigit() or not pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
     return done
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
