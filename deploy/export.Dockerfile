@@ -1,5 +1,7 @@
 # The export job: builds artifacts/ (weights, TorchScript, ONNX, .mar, SavedModels,
-# manifest.json) with `python -m stack.build --root /artifacts` and exits.
+# manifest.json) with `python -m stack.build --root /artifacts` and exits. The same image
+# adds a user's model to the volumes: `duoserve models add` (README, "Docker / GPU hosts");
+# onnx2tf's venv is made on first use inside the artifacts volume (it pins TensorFlow 2.19).
 # Build context: the repository root. CPU is enough: the export takes about a minute.
 FROM python:3.11.13-slim-bookworm
 
@@ -8,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
-    DUOSERVE_ARTIFACTS=/artifacts
+    DUOSERVE_ARTIFACTS=/artifacts \
+    DUOSERVE_ONNX2TF_VENV=/artifacts/.converters/onnx2tf
 
 WORKDIR /app
 COPY requirements.lock /tmp/req/requirements.lock
@@ -19,7 +22,8 @@ RUN grep -v '^# Editable' /tmp/req/requirements.lock > /tmp/req/constraints.txt 
     && pip install -c /tmp/req/constraints.txt \
         tensorflow==2.21.0 keras==3.15.1 onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 \
         torch-model-archiver==0.12.0 scikit-learn==1.9.1 pyyaml==6.0.4 numpy==2.4.6 \
-        pydantic==2.14.4 pydantic-settings==2.16.3 \
+        pydantic==2.14.4 pydantic-settings==2.16.3 tf2onnx==1.17.0 \
+    && pip install --no-deps -c /tmp/req/constraints.txt onnx2torch \
     && rm -rf /tmp/req \
     && useradd --uid 10002 --user-group --create-home --shell /usr/sbin/nologin export \
     && mkdir -p /artifacts/tf \
