@@ -1,0 +1,132 @@
+"""The report's first lines: which stack to pick for this model, batch and SLO on this machine.
+
+Two questions, each answered from figures with a spread, and "no clear winner" where the
+spreads overlap:
+
+- **Most served under the SLO**: each stack's capacity lies in its bracket ``[lowest
+  confirmed rate, lowest failing rate)`` (:mod:`loadtests.slo`); the winner's lowest
+  confirmed rate must clear every other stack's highest possible capacity (its lowest
+  failing rate, or its highest confirmed one when none failed). A capacity the load
+  generator bounded is "at least" that much and can win only against a bracket below it.
+- **Lowest p50 at low load**: the p50 of each stack's lowest-rate passing probe, with the
+  min–max of its windows; the winner's worst window must beat every other's best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One stack's capacity under the SLO: median of the confirmations and where it can lie."""
+
+    target: str
+    median: float | None
+    low: float | None
+    high: float | None
+    generator_bound: bool = False
+
+    @classmethod
+    def of(cls, target: str, result: dict[str, Any]) -> Capacity:
+        cap = result.get("capacity") or {}
+        bracket = result.get("bracket") or {}
+        low = bracket.get("low")
+        high = bracket.get("high")
+        if high is None:
+            high = cap.get("high") if not result.get("generator_bound") else None
+        return cls(target, cap.get("median"), low, high, bool(result.get("generator_bound")))
+
+
+@dataclass(frozen=True)
+class LowLoad:
+    """One stack's p50 at low load, with the min and max of its windows."""
+
+    target: str
+    rate: float
+    p50_ms: float
+    low_ms: float
+    high_ms: float
+
+
+def _ceiling(c: Capacity) -> float:
+    return float("inf") if c.high is None else c.high
+
+
+def throughput(caps: list[Capacity]) -> dict[str, Any]:
+    """The stack that serves most under the SLO, by how much, or why there is no clear winner."""
+    known = [c for c in caps if c.median is not None and c.low is not None]
+    if not known:
+        return {"winner": None, "text": "no stack held the SLO at any rate probed"}
+    best = max(known, key=lambda c: c.median or 0.0)
+    others = [c for c in caps if c is not best]
+    assert best.low is not None and best.median is not None
+    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) > best.low]
+    if overlapping:
+        return {
+            "winner": None,
+            "leader": best.target,
+            "text": (
+                f"no clear winner: {best.target} has the highest median ({best.median:,.0f} req/s) but its range "
+                f"overlaps {', '.join(overlapping)}"
+            ),
+        }
+    runner_up = max((c for c in others if c.median), key=lambda c: c.median or 0.0, default=None)
+    if runner_up is None or runner_up.median is None:
+        return {"winner": best.target, "text": f"{best.target} is the only stack that held the SLO"}
+    factor = best.median / runner_up.median
+    note = " (at least: the load generator bounded it)" if best.generator_bound else ""
+    return {
+        "winner": best.target,
+        "factor": factor,
+        "text": (
+            f"{best.target} serves the most under the SLO: {best.median:,.0f} req/s{note}, "
+            f"{factor:.2f}× {runner_up.target} ({runner_up.median:,.0f} req/s)"
+        ),
+    }
+
+
+def latency(points: list[LowLoad]) -> dict[str, Any]:
+    """The stack with the lowest p50 at low load, or why there is no clear winner."""
+    if not points:
+        return {"winner": None, "text": "no low-load latency was measured"}
+    best = min(points, key=lambda p: p.p50_ms)
+    overlapping = [p.target for p in points if p is not best and p.low_ms <= best.high_ms]
+    if overlapping:
+        return {
+            "winner": None,
+            "leader": best.target,
+            "text": (
+                f"no clear winner at low load: {best.target} has the lowest p50 ({best.p50_ms:.2f} ms at "
+                f"{best.rate:g} req/s) but its windows overlap {', '.join(overlapping)}"
+            ),
+        }
+    runner_up = min((p for p in points if p is not best), key=lambda p: p.p50_ms, default=None)
+    tail = f", against {runner_up.p50_ms:.2f} ms for {runner_up.target}" if runner_up else ""
+    return {
+        "winner": best.target,
+        "text": f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {best.rate:g} req/s{tail}",
+    }
+
+
+def low_load_points(slo_results: dict[str, Any]) -> list[LowLoad]:
+    """Each target's lowest-rate passing probe, its p50 and the min–max of its windows' p50s."""
+    found = []
+    for target, result in slo_results.items():
+        probe = result.get("low_load")
+        if not probe or probe.get("p50_ms") is None:
+            continue
+        windows = probe.get("window_p50s") or [probe["p50_ms"]]
+        found.append(LowLoad(target, probe["rate"], probe["p50_ms"], min(windows), max(windows)))
+    return found
+
+
+def decide(slo_results: dict[str, Any], tf_server: str) -> dict[str, Any]:
+    """The verdict: throughput under the SLO, latency at low load, and which TF server was measured."""
+    caps = [Capacity.of(t, r) for t, r in slo_results.items()]
+    return {
+        "throughput": throughput(caps),
+        "latency": latency(low_load_points(slo_results)),
+        "tf_server": tf_server,
+    }
