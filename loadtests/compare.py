@@ -112,8 +112,10 @@ def build(run_dirs: list[Path], out: Path) -> tuple[str, list[str]]:
         slo_results = (results.get("slo") or {}).get("results") or {}
         tf_server = (results.get("environment") or {}).get("tf_server", "unknown")
         verdicts.append((name, verdict.decide(slo_results, tf_server) if slo_results else None))
-    markdown = report.templates().get_template("compare.md").render(
-        runs=runs, names=names, warnings=warnings, rows=rows, verdicts=verdicts, plot=_plot(out, names, rows)
+    markdown = (
+        report.templates()
+        .get_template("compare.md")
+        .render(runs=runs, names=names, warnings=warnings, rows=rows, verdicts=verdicts, plot=_plot(out, names, rows))
     )
     (out / "compare.md").write_text(markdown)
     (out / "compare.html").write_text(report.to_html(markdown, "duoserve: runs compared"))

@@ -61,7 +61,8 @@ def throughput(caps: list[Capacity]) -> dict[str, Any]:
         return {"winner": None, "text": "no stack held the SLO at any rate probed"}
     best = max(known, key=lambda c: c.median or 0.0)
     others = [c for c in caps if c is not best]
-    assert best.low is not None and best.median is not None
+    assert best.low is not None
+    assert best.median is not None
     overlapping = [c.target for c in others if c.median is not None and _ceiling(c) > best.low]
     if overlapping:
         return {
