@@ -99,7 +99,7 @@ def test_run_all_confirms_every_target_three_times_in_seeded_shuffled_orders() -
     targets = ["a", "b", "c", "d"]
     plan = Plan(start_rate=50.0, rel_tol=0.1, max_probes=10, confirmations=3)
     results, orders = run_all(targets, measure, Criteria(50.0), plan, seed=11)
-    again, orders_again = run_all(targets, synthetic()[0], Criteria(50.0), plan, seed=11)
+    _again, orders_again = run_all(targets, synthetic()[0], Criteria(50.0), plan, seed=11)
     assert orders == orders_again  # the seed decides the orders
     assert len(orders) == 4
     assert all(sorted(o) == targets for o in orders)
