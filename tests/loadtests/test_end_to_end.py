@@ -142,8 +142,10 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
     found = report.breakdowns(results)
     for target in ("torch", "torch_ort", "tf", "gw_torch", "gw_tf"):
         parts = {p["key"]: p["ms"] for p in found[target]["parts"]}
-        assert parts["queue"] is not None and parts["queue"] >= 0, (target, parts)
-        assert parts["compute"] is not None and parts["compute"] > 0, (target, parts)
+        assert parts["queue"] is not None, (target, parts)
+        assert parts["queue"] >= 0, (target, parts)
+        assert parts["compute"] is not None, (target, parts)
+        assert parts["compute"] > 0, (target, parts)
         assert found[target]["closes"] or found[target]["notes"], target
 
     # the step load, wrk and the labels; the environment names the TF server and the configuration
