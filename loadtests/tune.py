@@ -148,9 +148,11 @@ class Tuner:
         order = list(STACKS)
         self.rng.shuffle(order)
         for target in order:
+            # a fresh server is cold (TF traces each new batch size once): warm it at fixed concurrency first
+            engine.run(f"r{round_no}_{target}_warm", target, 8, 1.0, Windows(0.5, 3, 3))
             previous = best(self.trials, target)
             start = max(10.0, previous["capacity"] / 2) if previous else 25.0
-            plan = slo.Plan(start_rate=start, rel_tol=0.15, max_probes=6)
+            plan = slo.Plan(start_rate=start, rel_tol=0.15, max_probes=9)
             result = slo.TargetResult(target, self.args.slo_ms)
 
             def measure(t: str, rate: float, label: str, r: int) -> slo.Probe:
