@@ -13,11 +13,14 @@ small enough for a 2-core host:
 - **Search (round 0).** Its own bracket, capped by nothing else the run measured: start
   low, double until a probe fails, then bisect until the bracket is within ``rel_tol``
   (or ``max_probes`` ran).
-- **Confirmations (rounds 1..n, at least 3).** Every target is probed again at its best
-  rate, the targets in a new shuffled order each round (the seed is recorded); a failed
-  confirmation steps down by ``rel_tol`` (at most ``confirm_attempts`` times). The answer
-  is the median of the rounds' achieved req/s, with their min and max, and the bracket
-  ``[lowest confirmed rate, lowest failing rate)`` in which the true capacity lies.
+- **Confirmations (rounds 1..n, at least 3).** Every target is probed again at the best
+  rate of its search, the targets in a new shuffled order each round (the seed is
+  recorded); a failed confirmation steps down by ``rel_tol`` (at most
+  ``confirm_attempts`` times). Each round's answer is the offered rate it held, or, when it
+  held none, the rate below its last failure. The capacity is the median of the rounds'
+  answers with their min and max; its range ``[lowest round's answer, highest rate that
+  held]`` is what the verdict compares (near the knee the same rate passes and fails on a
+  noisy host, and the range says so).
 
 Every probe also is a point of the target's latency-versus-load curve (p50 and p99
 against offered rate), from the first low-rate probe to past the knee.
@@ -139,19 +142,28 @@ class TargetResult:
             self.generator_bound = True
         return outcome
 
+    def _round_values(self) -> list[float]:
+        # each round's answer in offered req/s: the rate it held, or, when it held none, the rate below
+        # its last failure (an upper estimate of a round that failed: the spread then shows the doubt)
+        return [c["rate"] if c["rate"] is not None else c["below"] for c in self.confirmed if c["rate"] or c["below"]]
+
     @property
     def capacity(self) -> dict[str, float | None]:
-        """Median, min and max of the confirmed rounds' achieved req/s (None without a confirmation)."""
-        values = [c["achieved_rps"] for c in self.confirmed if c["achieved_rps"] is not None]
-        if not values:
+        """Median, min and max over the confirmation rounds of the offered req/s each held (None if none held)."""
+        values = self._round_values()
+        if not values or not any(c["rate"] for c in self.confirmed):
             return {"median": None, "low": None, "high": None}
         return {"median": statistics.median(values), "low": min(values), "high": max(values)}
 
     @property
     def bracket(self) -> tuple[float | None, float | None]:
-        """``[lowest confirmed offered rate, lowest failing offered rate)``: where the capacity lies."""
-        rates = [c["rate"] for c in self.confirmed if c["rate"] is not None]
-        return (min(rates) if rates else None, self.ceiling)
+        """Where the capacity lies, ``[low, high]``: from the lowest round's answer to the highest rate that
+        held in any probe at or below the lowest failing rate above it (the search's best, a confirmation)."""
+        values = self._round_values()
+        if not values or not any(c["rate"] for c in self.confirmed):
+            return (None, self.ceiling)
+        held = [c["rate"] for c in self.confirmed if c["rate"] is not None] + [self.best_rate or 0.0]
+        return (min(values), max(held))
 
     @property
     def stable(self) -> bool:
@@ -176,6 +188,7 @@ class TargetResult:
             "best_rate": self.best_rate,
             "ceiling": self.ceiling,
             "confirmed_rounds": len([c for c in self.confirmed if c["rate"] is not None]),
+            "achieved_rps": [c["achieved_rps"] for c in self.confirmed if c["achieved_rps"] is not None],
             "confirmed": self.confirmed,
             "stable": self.stable,
             "generator_bound": self.generator_bound,
@@ -219,7 +232,9 @@ def search(result: TargetResult, measure: Measure, criteria: Criteria, plan: Pla
 
 def confirm(result: TargetResult, measure: Measure, criteria: Criteria, plan: Plan, round_no: int) -> None:
     """One confirmation round for one target: its best rate, stepping down by ``rel_tol`` on failure."""
-    entry: dict[str, Any] = {"round": round_no, "rate": None, "achieved_rps": None, "p99_ms": None, "stable": False}
+    entry: dict[str, Any] = {
+        "round": round_no, "rate": None, "achieved_rps": None, "p99_ms": None, "stable": False, "below": None,
+    }  # fmt: skip
     rate = result.best_rate
     for attempt in range(1, plan.confirm_attempts + 1):
         if rate is None or rate < plan.min_rate:
@@ -228,12 +243,12 @@ def confirm(result: TargetResult, measure: Measure, criteria: Criteria, plan: Pl
         outcome = result.record(probe, criteria.judge(probe))
         if outcome == "pass":
             entry.update(rate=rate, achieved_rps=probe.achieved_rps, p99_ms=probe.p99_ms, stable=probe.stable)
-            # the next round starts where this one held
-            result.best_rate = rate
             break
         if outcome == "void":
             break
         rate *= 1 - plan.rel_tol
+        # a round that never held: its capacity is below the last rate it tried
+        entry["below"] = rate
     result.confirmed.append(entry)
 
 

@@ -3,11 +3,11 @@
 Two questions, each answered from figures with a spread, and "no clear winner" where the
 spreads overlap:
 
-- **Most served under the SLO**: each stack's capacity lies in its bracket ``[lowest
-  confirmed rate, lowest failing rate)`` (:mod:`loadtests.slo`); the winner's lowest
-  confirmed rate must clear every other stack's highest possible capacity (its lowest
-  failing rate, or its highest confirmed one when none failed). A capacity the load
-  generator bounded is "at least" that much and can win only against a bracket below it.
+- **Most served under the SLO**: each stack's capacity lies in its range ``[low, high]``
+  (:mod:`loadtests.slo`: from the lowest confirmation round's answer to the highest rate
+  that held); the winner's low end must clear every other stack's high end. A capacity
+  the load generator bounded is "at least" that much: its high end is open, so nothing can
+  clear it, and it can win only against ranges below its low end.
 - **Lowest p50 at low load**: the p50 of each stack's lowest-rate passing probe, with the
   min–max of its windows; the winner's worst window must beat every other's best.
 """
@@ -32,11 +32,9 @@ class Capacity:
     def of(cls, target: str, result: dict[str, Any]) -> Capacity:
         cap = result.get("capacity") or {}
         bracket = result.get("bracket") or {}
-        low = bracket.get("low")
-        high = bracket.get("high")
-        if high is None:
-            high = cap.get("high") if not result.get("generator_bound") else None
-        return cls(target, cap.get("median"), low, high, bool(result.get("generator_bound")))
+        bound = bool(result.get("generator_bound"))
+        high = None if bound else bracket.get("high")
+        return cls(target, cap.get("median"), bracket.get("low"), high, bound)
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,10 @@ def _ceiling(c: Capacity) -> float:
     return float("inf") if c.high is None else c.high
 
 
+def _fmt_high(c: Capacity) -> str:
+    return "open (generator-bound)" if c.high is None else f"{c.high:,.0f}"
+
+
 def throughput(caps: list[Capacity]) -> dict[str, Any]:
     """The stack that serves most under the SLO, by how much, or why there is no clear winner."""
     known = [c for c in caps if c.median is not None and c.low is not None]
@@ -63,14 +65,16 @@ def throughput(caps: list[Capacity]) -> dict[str, Any]:
     others = [c for c in caps if c is not best]
     assert best.low is not None
     assert best.median is not None
-    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) > best.low]
+    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) >= best.low]
     if overlapping:
+        below = [c.target for c in others if c.target not in overlapping and c.median is not None]
+        tail = f"; {', '.join(below)} below both" if below else ""
         return {
             "winner": None,
             "leader": best.target,
             "text": (
-                f"no clear winner: {best.target} has the highest median ({best.median:,.0f} req/s) but its range "
-                f"overlaps {', '.join(overlapping)}"
+                f"no clear winner: {best.target} has the highest median ({best.median:,.0f} req/s, range "
+                f"{best.low:,.0f}–{_fmt_high(best)}) but its range overlaps {', '.join(overlapping)}{tail}"
             ),
         }
     runner_up = max((c for c in others if c.median), key=lambda c: c.median or 0.0, default=None)

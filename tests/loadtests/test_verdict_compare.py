@@ -39,10 +39,25 @@ def test_a_clear_winner_and_by_how_much() -> None:
 def test_overlapping_brackets_give_no_clear_winner() -> None:
     found = verdict.decide({"torch": slo_result(1000, 900, 1100), "tf": slo_result(950, 880, 1050)}, "x")
     assert found["throughput"]["winner"] is None
-    assert found["throughput"]["text"].startswith("no clear winner: torch has the highest median (1,000 req/s)")
+    assert found["throughput"]["text"] == (
+        "no clear winner: torch has the highest median (1,000 req/s, range 900–1,100) but its range overlaps tf"
+    )
     # the same low-load p50 windows overlap too
     assert found["latency"]["winner"] is None
     assert found["latency"]["text"].startswith("no clear winner at low load")
+
+
+def test_two_overlapping_leaders_and_one_below_both() -> None:
+    found = verdict.decide(
+        {
+            "torch": slo_result(1600, 1296, 1600),
+            "torch_ort": slo_result(1440, 1296, 1600),
+            "tf": slo_result(990, 990, 1100),
+        },
+        "x",
+    )
+    assert found["throughput"]["winner"] is None
+    assert found["throughput"]["text"].endswith("overlaps torch_ort; tf below both")
 
 
 def test_a_generator_bound_capacity_is_at_least_and_cannot_beat_an_overlap() -> None:
