@@ -28,7 +28,11 @@ from typing import Any
 TOLERANCE = 0.10
 #: (key, label, how it is measured)
 PARTS: list[tuple[str, str, str]] = [
-    ("client_hop", "client ↔ gateway", "client latency − gateway total (Server-Timing)"),
+    (
+        "client_hop",
+        "client ↔ first hop (gateway, or the server when direct)",
+        "client latency − the gateway's total (Server-Timing), or − the server's total",
+    ),
     ("gateway", "gateway's own work", "Server-Timing gateway;dur"),
     ("backend_hop", "gateway → backend", "Server-Timing backend;dur − server total"),
     ("queue", "server queue and batching wait", "server metrics"),
