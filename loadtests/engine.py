@@ -37,6 +37,7 @@ from locust.event import Events
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from loadtests import locustfile, stability
+from loadtests.hostload import HostLoad
 
 #: The load generator counts as saturated above this share of one core.
 SATURATED_CPU_PERCENT = 90.0
@@ -115,6 +116,8 @@ class RunResult:
     #: every request of the measured windows, not only the figure's (the gateway saw them all)
     sent_requests: int = 0
     server: dict[str, Any] = field(default_factory=dict)
+    #: who used the CPU during the measured windows (:mod:`loadtests.hostload`)
+    host: dict[str, Any] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -150,8 +153,9 @@ Snapshot = Callable[[], Any]
 class Engine:
     """Runs users of one target for a bounded time and writes Locust's CSVs under ``out``."""
 
-    def __init__(self, base_args: list[str], out: Path, seed: int = 0) -> None:
+    def __init__(self, base_args: list[str], out: Path, seed: int = 0, stack_pids: list[int] | None = None) -> None:
         self.base_options = options(base_args)
+        self.host = HostLoad(stack_pids or [])
         self.out = out
         self.seed = seed
         (out / "csv").mkdir(parents=True, exist_ok=True)
@@ -199,15 +203,18 @@ class Engine:
             env.stats.reset_all()
             self.collector.reset()
             before = snapshot() if snapshot else None
+            host0 = self.host.sample()
             cpu0, t0 = self.process.cpu_times(), time.monotonic()
             figure = self._windows(env, label, windows)
             cpu1, t1 = self.process.cpu_times(), time.monotonic()
+            host = self.host.between(host0, self.host.sample(), t1 - t0)
             after = snapshot() if snapshot else None
             runner.stop()  # graceful: users finish the request in flight
             result = self._result(env, label, target, users, rate, figure, warm_requests, warm_failures,
                                   _cpu(cpu0, cpu1, t1 - t0))  # fmt: skip
             if snapshot:
                 result.server = {"before": before, "after": after}
+            result.host = host
             return result
         finally:
             runner.quit()
@@ -222,13 +229,14 @@ class Engine:
                 self._watch(env, label, settle_s, f"{count} users settle")
                 env.stats.reset_all()
                 self.collector.reset()
+                host0 = self.host.sample()
                 cpu0, t0 = self.process.cpu_times(), time.monotonic()
                 figure = self._windows(env, f"{label} {count}u", windows)
                 cpu1, t1 = self.process.cpu_times(), time.monotonic()
                 step_label = f"{label}_u{count}"
-                results.append(
-                    self._result(env, step_label, target, count, None, figure, 0, 0, _cpu(cpu0, cpu1, t1 - t0))
-                )
+                result = self._result(env, step_label, target, count, None, figure, 0, 0, _cpu(cpu0, cpu1, t1 - t0))
+                result.host = self.host.between(host0, self.host.sample(), t1 - t0)
+                results.append(result)
             runner.stop()
         finally:
             runner.quit()

@@ -239,7 +239,13 @@ def label(results: dict[str, Any], phase: str | None = None) -> str:
         return head
     achieved = f", achieved ≥ {p['min_achieved_ratio']:.0%} of offered" if p.get("min_achieved_ratio") else ""
     saturated = f", {p['saturated_runs']} run(s) saturated" if p.get("saturated_runs") else ""
-    return f"{head} · load generator ≤ {p['max_cpu_percent']:.0f} % of a core ({p['loop']} loop{achieved}{saturated})"
+    other = ""
+    if p.get("other_cpu_median") is not None:
+        other = f" · other processes {p['other_cpu_median']:.0f} % of a core (max {p['other_cpu_max']:.0f} %)"
+    return (
+        f"{head} · load generator ≤ {p['max_cpu_percent']:.0f} % of a core ({p['loop']} loop{achieved}{saturated})"
+        f"{other}"
+    )
 
 
 def _serving_p50(rows: list[SummaryRow]) -> dict[str, tuple[str, float | None]]:
@@ -315,6 +321,14 @@ def build(out: Path) -> Built:
         "wrk_locust": next((r for r in rows if results.get("wrk") and r.target == results["wrk"]["target"]), None),
         "gate": gate,
         "label": {p: label(results, p) for p in ("comparison", "step", "slo", "wrk", None)},
+        "other_cpu": max(
+            (
+                p["other_cpu_median"]
+                for p in (results.get("loadgen") or {}).get("phases", {}).values()
+                if p.get("other_cpu_median") is not None
+            ),
+            default=None,
+        ),
         "csvs": sorted(p.relative_to(out).as_posix() for p in (out / "csv").glob("*.csv")),
     }
     context["frameworks"] = frameworks_link.framework_compute(

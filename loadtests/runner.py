@@ -19,6 +19,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import sys
 import time
 import urllib.error
@@ -78,7 +79,8 @@ class Run:
             args += ["--api-key", endpoints.gateway_api_key]
         if endpoints.torch_key_file:
             args += ["--torch-key-file", endpoints.torch_key_file]
-        self.engine = Engine(args, out, seed=profile.seed)
+        pids = list(endpoints.stack.pids.values()) if endpoints.stack else []
+        self.engine = Engine(args, out, seed=profile.seed, stack_pids=pids)
         #: the shuffled orders of the comparison's repeats (the SLO search shuffles with its own)
         self.rng = random.Random(profile.seed)
         stack = endpoints.stack
@@ -261,12 +263,16 @@ def loadgen_summary(results: dict[str, Any]) -> dict[str, Any]:
             continue
         cpus = [r["loadgen_cpu_percent"] for r in runs]
         ratios = [r["achieved_ratio"] for r in runs if r.get("achieved_ratio") is not None]
+        other = [r["host"]["other_percent"] for r in runs if (r.get("host") or {}).get("other_percent") is not None]
         phases[phase] = {
             "runs": len(runs),
             "max_cpu_percent": max(cpus),
             "saturated_runs": sum(c > SATURATED_CPU_PERCENT for c in cpus),
             "min_achieved_ratio": min(ratios) if ratios else None,
             "loop": "open" if ratios else "closed",
+            # CPU used by processes that are neither the stack nor the load generator (a shared host)
+            "other_cpu_median": statistics.median(other) if other else None,
+            "other_cpu_max": max(other) if other else None,
         }
     wrk_cpu = (results.get("wrk") or {}).get("loadgen_cpu_percent")
     if wrk_cpu is not None:

@@ -12,7 +12,8 @@ small enough for a 2-core host:
   there with its answer marked as bounded by the generator.
 - **Search (round 0).** Its own bracket, capped by nothing else the run measured: start
   low, double until a probe fails, then bisect until the bracket is within ``rel_tol``
-  (or ``max_probes`` ran).
+  (or ``max_probes`` ran). A failing probe is measured once more before its rate counts as
+  failed: one hiccup of a shared host must not cap the search.
 - **Confirmations (rounds 1..n, at least 3).** Every target is probed again at the best
   rate of its search, the targets in a new shuffled order each round (the seed is
   recorded); a failed confirmation steps down by ``rel_tol`` (at most
@@ -108,6 +109,10 @@ class Plan:
     confirmations: int = 3
     confirm_attempts: int = 2
     min_rate: float = 1.0
+    #: a failing search probe is measured again before the rate counts as failed
+    retry_failures: bool = True
+    #: confirmation rounds a target must hold for the verdict to rank it
+    min_confirmed: int = 2
 
     def check(self) -> None:
         """``ValueError`` naming the first bad value."""
@@ -188,6 +193,7 @@ class TargetResult:
             "best_rate": self.best_rate,
             "ceiling": self.ceiling,
             "confirmed_rounds": len([c for c in self.confirmed if c["rate"] is not None]),
+            "rounds": len(self.confirmed),
             "achieved_rps": [c["achieved_rps"] for c in self.confirmed if c["achieved_rps"] is not None],
             "confirmed": self.confirmed,
             "stable": self.stable,
@@ -210,6 +216,9 @@ def search(result: TargetResult, measure: Measure, criteria: Criteria, plan: Pla
     rate = plan.start_rate
     for index in range(1, plan.max_probes + 1):
         outcome = result.record(p := measure(result.target, rate, f"s{index}", 0), criteria.judge(p))
+        if outcome == "fail" and plan.retry_failures:
+            # one hiccup of a shared host must not end the bracket: a rate fails when it fails twice
+            outcome = result.record(p := measure(result.target, rate, f"s{index}r", 0), criteria.judge(p))
         if outcome == "void":
             break
         if outcome == "pass":

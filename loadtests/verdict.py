@@ -8,6 +8,8 @@ spreads overlap:
   that held); the winner's low end must clear every other stack's high end. A capacity
   the load generator bounded is "at least" that much: its high end is open, so nothing can
   clear it, and it can win only against ranges below its low end.
+- A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
+  ranked: the throughput answer is then "no clear winner", naming it.
 - **Lowest p50 at low load**: the p50 of each stack's lowest-rate passing probe, with the
   min–max of its windows; the winner's worst window must beat every other's best.
 """
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+#: Confirmation rounds a stack must hold before the verdict ranks it.
+MIN_CONFIRMED = 2
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Capacity:
     low: float | None
     high: float | None
     generator_bound: bool = False
+    held: int = 3
+    rounds: int = 3
 
     @classmethod
     def of(cls, target: str, result: dict[str, Any]) -> Capacity:
@@ -34,7 +41,8 @@ class Capacity:
         bracket = result.get("bracket") or {}
         bound = bool(result.get("generator_bound"))
         high = None if bound else bracket.get("high")
-        return cls(target, cap.get("median"), bracket.get("low"), high, bound)
+        held = int(result.get("confirmed_rounds", 0))
+        return cls(target, cap.get("median"), bracket.get("low"), high, bound, held, int(result.get("rounds", held)))
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,21 @@ def _fmt_high(c: Capacity) -> str:
     return "open (generator-bound)" if c.high is None else f"{c.high:,.0f}"
 
 
-def throughput(caps: list[Capacity]) -> dict[str, Any]:
+def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict[str, Any]:
     """The stack that serves most under the SLO, by how much, or why there is no clear winner."""
     known = [c for c in caps if c.median is not None and c.low is not None]
     if not known:
         return {"winner": None, "text": "no stack held the SLO at any rate probed"}
+    shaky = [c for c in caps if c.held < min(min_confirmed, c.rounds)]
+    if shaky:
+        named = ", ".join(f"{c.target} held {c.held} of {c.rounds}" for c in shaky)
+        return {
+            "winner": None,
+            "text": (
+                f"no clear winner: not every stack's capacity was confirmed ({named} confirmation rounds; "
+                f"at least {min_confirmed} needed): the host was too noisy to rank them"
+            ),
+        }
     best = max(known, key=lambda c: c.median or 0.0)
     others = [c for c in caps if c is not best]
     assert best.low is not None

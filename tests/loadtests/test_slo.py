@@ -51,7 +51,8 @@ def test_a_start_above_the_knee_halves_until_a_probe_passes() -> None:
     measure, calls = synthetic()
     result = TargetResult("t", 50.0)
     search(result, measure, Criteria(50.0), Plan(start_rate=4000.0, rel_tol=0.1, max_probes=12))
-    assert [c[1] for c in calls][:3] == [4000.0, 2000.0, 1000.0]
+    # every failing rate is measured twice before it counts
+    assert [c[1] for c in calls][:5] == [4000.0, 4000.0, 2000.0, 2000.0, 1000.0]
     assert result.best_rate is not None
     assert knee(50.0) * 0.9 <= result.best_rate <= knee(50.0)
 
@@ -146,3 +147,27 @@ def test_a_round_that_holds_nothing_widens_the_range_downwards() -> None:
     assert [c["below"] for c in data["confirmed"]] == [None, pytest.approx(1296.0), pytest.approx(1296.0)]
     assert data["capacity"] == {"median": pytest.approx(1296.0), "low": pytest.approx(1296.0), "high": 1600.0}
     assert data["bracket"] == {"low": pytest.approx(1296.0), "high": 1600.0}
+
+
+def test_one_hiccup_does_not_cap_the_search() -> None:
+    measure, calls = synthetic()
+    hiccups = {400.0}
+
+    def noisy(target: str, rate: float, label: str, round_no: int) -> Probe:
+        probe = measure(target, rate, label, round_no)
+        if rate in hiccups:
+            hiccups.discard(rate)  # once
+            return Probe(rate, rate, 500.0, 0.0, probe.requests, 10.0, round=round_no)
+        return probe
+
+    result = TargetResult("t", 50.0)
+    search(result, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12))
+    assert [o for o, _ in result.outcomes][:4] == ["pass", "pass", "fail", "pass"]  # 100, 200, 400 twice
+    assert result.best_rate is not None
+    assert result.best_rate >= knee(50.0) * 0.9
+    # without the retry the same hiccup caps the answer below 400
+    hiccups.add(400.0)
+    capped = TargetResult("t", 50.0)
+    search(capped, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12, retry_failures=False))
+    assert capped.best_rate is not None
+    assert capped.best_rate < 400.0

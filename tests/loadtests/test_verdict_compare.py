@@ -73,6 +73,16 @@ def test_a_generator_bound_capacity_is_at_least_and_cannot_beat_an_overlap() -> 
     assert found["throughput"]["winner"] is None
 
 
+def test_a_stack_that_held_too_few_confirmation_rounds_cannot_be_ranked() -> None:
+    shaky = {**slo_result(225, 225, 225), "confirmed_rounds": 1, "rounds": 3}
+    found = verdict.decide({"torch": slo_result(1000, 950, 1100), "torch_ort": shaky}, "x")
+    assert found["throughput"]["winner"] is None
+    assert found["throughput"]["text"] == (
+        "no clear winner: not every stack's capacity was confirmed (torch_ort held 1 of 3 confirmation rounds; "
+        "at least 2 needed): the host was too noisy to rank them"
+    )
+
+
 def test_no_stack_held_the_slo() -> None:
     empty = {"capacity": {"median": None}, "bracket": {"low": None, "high": 25.0}, "low_load": None}
     found = verdict.decide({"torch": empty, "tf": empty}, "x")
