@@ -150,7 +150,7 @@ def test_a_round_that_holds_nothing_widens_the_range_downwards() -> None:
 
 
 def test_one_hiccup_does_not_cap_the_search() -> None:
-    measure, calls = synthetic()
+    measure, _ = synthetic()
     hiccups = {400.0}
 
     def noisy(target: str, rate: float, label: str, round_no: int) -> Probe:
