@@ -317,6 +317,7 @@ def build(out: Path) -> Built:
         "steps": step_points(results),
         "gateway": gateway_reconciliation(out, results),
         "slo": slo_results,
+        "ranges": {t: verdict.Capacity.of(t, r) for t, r in slo_results.items()},
         "wrk": results.get("wrk"),
         "wrk_locust": next((r for r in rows if results.get("wrk") and r.target == results["wrk"]["target"]), None),
         "gate": gate,

@@ -3,9 +3,10 @@
 Two questions, each answered from figures with a spread, and "no clear winner" where the
 spreads overlap:
 
-- **Most served under the SLO**: each stack's capacity lies in its range ``[low, high]``
-  (:mod:`loadtests.slo`: from the lowest confirmation round's answer to the highest rate
-  that held); the winner's low end must clear every other stack's high end. A capacity
+- **Most served under the SLO**: each stack's capacity lies in its range ``[low, high]``:
+  from the lowest confirmation round's answer (:mod:`loadtests.slo`) to the lowest rate
+  that failed above the highest rate that held (the search resolves a capacity only to its
+  bisection's tolerance); the winner's low end must clear every other stack's high end. A capacity
   the load generator bounded is "at least" that much: its high end is open, so nothing can
   clear it, and it can win only against ranges below its low end.
 - A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
@@ -37,10 +38,18 @@ class Capacity:
 
     @classmethod
     def of(cls, target: str, result: dict[str, Any]) -> Capacity:
+        """From a stored SLO result: its range ends at the lowest rate that failed above the highest rate that
+        held (the search resolves the capacity only to its bisection's tolerance), or is open when the load
+        generator bounded it."""
         cap = result.get("capacity") or {}
         bracket = result.get("bracket") or {}
         bound = bool(result.get("generator_bound"))
-        high = None if bound else bracket.get("high")
+        held_rates = [p["rate"] for p in result.get("probes", []) if p.get("outcome") == "pass"]
+        top = max(held_rates, default=bracket.get("high"))
+        failed_above = [
+            p["rate"] for p in result.get("probes", []) if p.get("outcome") == "fail" and p["rate"] > (top or 0)
+        ]
+        high = None if bound else min(failed_above, default=top)
         held = int(result.get("confirmed_rounds", 0))
         return cls(target, cap.get("median"), bracket.get("low"), high, bound, held, int(result.get("rounds", held)))
 
@@ -83,7 +92,7 @@ def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict
     others = [c for c in caps if c is not best]
     assert best.low is not None
     assert best.median is not None
-    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) >= best.low]
+    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) > best.low]
     if overlapping:
         below = [c.target for c in others if c.target not in overlapping and c.median is not None]
         tail = f"; {', '.join(below)} below both" if below else ""

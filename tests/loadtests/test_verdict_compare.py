@@ -120,3 +120,20 @@ def test_compare_refuses_a_directory_without_a_run(tmp_path: Path) -> None:
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2
     assert "not a run of this version (missing batch, comparison, profile)" in done.stderr
+
+
+def probes(held: list[float], failed: list[float]) -> list[dict[str, Any]]:
+    return [{"rate": r, "outcome": "pass"} for r in held] + [{"rate": r, "outcome": "fail"} for r in failed]
+
+
+def test_the_range_reaches_the_lowest_failure_above_what_held() -> None:
+    # a capacity is resolved only to the bisection's step: 1300 held and 1440 failed says "1300 to 1440"
+    torch = {**slo_result(1300, 1300, 1300), "probes": probes([800, 1300], [1440, 1600, 3200])}
+    ort = {**slo_result(1500, 1350, 1500), "probes": probes([800, 1350, 1500], [1600, 3200])}
+    assert verdict.Capacity.of("torch", torch).high == 1440
+    found = verdict.decide({"torch": torch, "torch_ort": ort}, "x")
+    assert found["throughput"]["winner"] is None
+    assert found["throughput"]["text"].endswith("but its range overlaps torch")
+    # clear of the other's whole range: a winner
+    far = {**slo_result(2000, 1900, 2000), "probes": probes([1900, 2000], [2200])}
+    assert verdict.decide({"torch": torch, "torch_ort": far}, "x")["throughput"]["winner"] == "torch_ort"
