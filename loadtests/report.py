@@ -174,6 +174,17 @@ def _average(sources: list[breakdown.Sources]) -> breakdown.Sources:
     )
 
 
+def other_cpu_by_target(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per target: the median CPU (percent of one core) that processes outside the stack and the load
+    generator used during its runs: how much a shared host competed with the servers."""
+    found: dict[str, list[float]] = {}
+    for run in runs:
+        other = (run.get("host") or {}).get("other_percent")
+        if other is not None:
+            found.setdefault(run["target"], []).append(other)
+    return {t: statistics.median(v) for t, v in found.items()}
+
+
 def curve_points(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per target: every SLO probe as a point of the latency-versus-load curve, by offered rate."""
     points: dict[str, list[dict[str, Any]]] = {}
@@ -318,6 +329,7 @@ def build(out: Path) -> Built:
         "gateway": gateway_reconciliation(out, results),
         "slo": slo_results,
         "ranges": {t: verdict.Capacity.of(t, r) for t, r in slo_results.items()},
+        "slo_other_cpu": other_cpu_by_target((results.get("slo") or {}).get("runs", [])),
         "wrk": results.get("wrk"),
         "wrk_locust": next((r for r in rows if results.get("wrk") and r.target == results["wrk"]["target"]), None),
         "gate": gate,
