@@ -320,7 +320,11 @@ def build(out: Path) -> Built:
     context: dict[str, Any] = {
         "r": results,
         "rows": rows,
-        "verdict": verdict.decide(slo_results, tf_server) if slo_results else None,
+        "verdict": (
+            verdict.decide(slo_results, tf_server, other_cpu_by_target((results.get("slo") or {}).get("runs", [])))
+            if slo_results
+            else None
+        ),
         "overhead": overhead(out, results, rows),
         "breakdown": breakdowns(results),
         "breakdown_parts": breakdown.PARTS,

@@ -11,6 +11,9 @@ spreads overlap:
   clear it, and it can win only against ranges below its low end.
 - A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
   ranked: the throughput answer is then "no clear winner", naming it.
+- A shared host whose other processes took very different shares of the CPU while the
+  stacks were probed (more than :data:`MAX_CONTENTION_GAP` points of a core apart) cannot
+  rank them either: "no clear winner", naming each stack's share.
 - **Lowest p50 at low load**: the p50 of each stack's lowest-rate passing probe, with the
   min–max of its windows; the winner's worst window must beat every other's best.
 """
@@ -22,6 +25,8 @@ from typing import Any
 
 #: Confirmation rounds a stack must hold before the verdict ranks it.
 MIN_CONFIRMED = 2
+#: Most difference (percent of one core) in other processes' CPU between the stacks' probes for a fair ranking.
+MAX_CONTENTION_GAP = 25.0
 
 
 @dataclass(frozen=True)
@@ -154,11 +159,32 @@ def low_load_points(slo_results: dict[str, Any]) -> list[LowLoad]:
     return found
 
 
-def decide(slo_results: dict[str, Any], tf_server: str) -> dict[str, Any]:
-    """The verdict: throughput under the SLO, latency at low load, and which TF server was measured."""
+def contention(other_cpu: dict[str, float | None]) -> str | None:
+    """Why the stacks' probes were not taken under comparable host load, or None when they were."""
+    known = {t: v for t, v in other_cpu.items() if v is not None}
+    if len(known) < 2 or max(known.values()) - min(known.values()) <= MAX_CONTENTION_GAP:
+        return None
+    shares = ", ".join(f"{t} {v:.0f} %" for t, v in known.items())
+    return (
+        f"no clear winner: other processes on this host took very different shares of the CPU while the stacks "
+        f"were probed ({shares} of a core), so their capacities are not comparable"
+    )
+
+
+def decide(
+    slo_results: dict[str, Any], tf_server: str, other_cpu: dict[str, float | None] | None = None
+) -> dict[str, Any]:
+    """The verdict: throughput under the SLO, latency at low load, and which TF server was measured.
+
+    ``other_cpu``: per stack, the median CPU other processes used during its probes (percent of a core).
+    """
     caps = [Capacity.of(t, r) for t, r in slo_results.items()]
+    unfair = contention({t: (other_cpu or {}).get(t) for t in slo_results})
+    ranked = throughput(caps)
+    if unfair and ranked.get("winner"):
+        ranked = {"winner": None, "leader": ranked["winner"], "text": unfair}
     return {
-        "throughput": throughput(caps),
+        "throughput": ranked,
         "latency": latency(low_load_points(slo_results)),
         "tf_server": tf_server,
     }

@@ -137,3 +137,15 @@ def test_the_range_reaches_the_lowest_failure_above_what_held() -> None:
     # clear of the other's whole range: a winner
     far = {**slo_result(2000, 1900, 2000), "probes": probes([1900, 2000], [2200])}
     assert verdict.decide({"torch": torch, "torch_ort": far}, "x")["throughput"]["winner"] == "torch_ort"
+
+
+def test_stacks_probed_under_different_host_load_are_not_ranked() -> None:
+    results = {"torch": slo_result(900, 900, 1000), "torch_ort": slo_result(2800, 2800, 3200)}
+    found = verdict.decide(results, "x", {"torch": 88.0, "torch_ort": 0.0})
+    assert found["throughput"]["winner"] is None
+    assert found["throughput"]["text"] == (
+        "no clear winner: other processes on this host took very different shares of the CPU while the stacks "
+        "were probed (torch 88 %, torch_ort 0 % of a core), so their capacities are not comparable"
+    )
+    # comparable load: the ranking stands
+    assert verdict.decide(results, "x", {"torch": 20.0, "torch_ort": 5.0})["throughput"]["winner"] == "torch_ort"
