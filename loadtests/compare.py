@@ -111,7 +111,8 @@ def build(run_dirs: list[Path], out: Path) -> tuple[str, list[str]]:
     for (_, results), name in zip(runs, names, strict=True):
         slo_results = (results.get("slo") or {}).get("results") or {}
         tf_server = (results.get("environment") or {}).get("tf_server", "unknown")
-        verdicts.append((name, verdict.decide(slo_results, tf_server) if slo_results else None))
+        other_cpu = report.other_cpu_by_target((results.get("slo") or {}).get("runs", []))
+        verdicts.append((name, verdict.decide(slo_results, tf_server, other_cpu) if slo_results else None))
     markdown = (
         report.templates()
         .get_template("compare.md")
