@@ -203,5 +203,9 @@ def test_rebuild_and_compare_from_the_command_line(tmp_path: Path) -> None:
     assert "0123456789ab" in done.stderr
     markdown = (tmp_path / "cmp" / "compare.md").read_text()
     assert "> **WARNING: runs differ in stack configuration" in markdown
-    assert "| torch | " in markdown
+    lines = markdown.splitlines()
+    # one row per target and one line per run's verdict (not run together)
+    assert sum(line.startswith("| torch | ") for line in lines) == 1
+    assert sum(line.startswith("| gw_torch | ") for line in lines) == 1
+    assert [line[:11] for line in lines if line.startswith("- **run ")] == ["- **run 1**", "- **run 2**"]
     assert (tmp_path / "cmp" / "plots" / "compare.png").stat().st_size > 0
