@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts converters examples protos test lint run up down frameworks clean
+.PHONY: help setup artifacts converters examples protos test lint run up down frameworks tune clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -50,15 +50,18 @@ lint: $(STAMP)  ## ruff, mypy, and the layering contracts (import-linter, pyproj
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# `make run`: the stack comes down again whatever happens (failure, Ctrl-C). MODEL=name picks the model.
+# `make run`: the stack comes down again whatever happens (failure, Ctrl-C). MODEL=name picks the model;
+# TUNED=file starts the stack with a tuned configuration (`python -m loadtests tune`).
 RUN_ARGS ?=
 MODEL ?=
+TUNED ?=
+UP_ARGS := $(if $(TUNED),--tuned $(TUNED),)
 ifneq ($(MODEL),)
 RUN_ARGS += --model $(MODEL)
 endif
 run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
 	@trap '$(PY) -m stack down' EXIT; trap 'exit 130' INT TERM; \
-	$(PY) -m stack up && \
+	$(PY) -m stack up $(UP_ARGS) && \
 	$(PY) -m loadtests run --profile default --out reports $(RUN_ARGS)
 
 # `make frameworks ARGS=--quick`: the frameworks themselves, in process (docs/frameworks.md)
@@ -66,8 +69,12 @@ ARGS ?=
 frameworks: artifacts  ## training and in-process inference speed of both frameworks; writes reports/frameworks-<time>/
 	$(PY) -m benchmarks.frameworks --out reports $(ARGS)
 
-up: artifacts  ## start torch_api, tf_api and the gateway in the background; returns when all are ready
-	$(PY) -m stack up
+# `make tune MODEL=digits`: search both stacks' serving settings (about 10 min); writes reports/tune-<time>/tuned.json
+tune: artifacts  ## search TorchServe's and the TF server's serving settings against the SLO (bounded; MODEL=name)
+	$(PY) -m loadtests tune --model $(or $(MODEL),digits) --out reports
+
+up: artifacts  ## start torch_api, tf_api and the gateway in the background (TUNED=file: a tuned configuration)
+	$(PY) -m stack up $(UP_ARGS)
 
 down:  ## stop everything `make up` started
 	$(PY) -m stack down

@@ -7,6 +7,7 @@ TorchServe's key file and which TF server runs here, typed, instead of reading a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,6 +49,10 @@ class StackInfo(BaseModel):
     log_dir: Path
     artifacts: Path
     pids: dict[str, int] = Field(default_factory=dict)
+    #: The serving settings (each TorchServe archive's batching and workers, the TF batching window,
+    #: the tuned file if any) and their hash, which every report prints beside its figures.
+    serving: dict[str, Any] = Field(default_factory=dict)
+    config_hash: str = ""
 
     @property
     def torch_port(self) -> int:

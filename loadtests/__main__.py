@@ -1,10 +1,10 @@
-"""``python -m loadtests run ...`` and ``python -m loadtests report <dir>``."""
+"""``python -m loadtests run|tune|report|compare``: load tests, tuning, and their reports."""
 
 from __future__ import annotations
 
 import sys
 
-if len(sys.argv) > 1 and sys.argv[1] == "run":
+if len(sys.argv) > 1 and sys.argv[1] in ("run", "tune"):
     # gevent must patch the process before anything imports ssl or sockets
     import locust  # noqa: F401
 
@@ -12,8 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
+from loadtests import compare, report
 from loadtests import profile as profiles
-from loadtests import report
 
 
 def _duration(text: str) -> float:
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="payload seed")
     run.add_argument("--targets", help="comma list of comparison targets, e.g. torch,tf,gw_torch")
     run.add_argument("--users", type=int, help="users per target in the comparison")
-    run.add_argument("--duration", type=_duration, help="measured seconds per comparison run (60, 60s, 1m)")
+    run.add_argument("--window", type=_duration, help="seconds per measurement window (1, 1s, 5s)")
+    run.add_argument("--max-windows", type=int, help="windows before a figure is marked unstable")
     run.add_argument("--warmup", type=_duration, help="warm-up seconds per comparison run (dropped)")
     run.add_argument("--repeats", type=int, help="comparison repeats")
     run.add_argument("--step-users", help="comma list of user counts for the step load")
@@ -56,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--api-key", help="the gateway's API key if it requires one (default: $LOADTEST_API_KEY)")
     rebuild = sub.add_parser("report", help="rebuild report.md/report.html of a run directory")
     rebuild.add_argument("run_dir", type=Path)
+    side = sub.add_parser("compare", help="put two or more run reports side by side (table and plot)")
+    side.add_argument("run_dirs", type=Path, nargs="+", metavar="REPORT_DIR")
+    side.add_argument("--out", type=Path, help="where to write (default: reports/compare-<time>/)")
+    tune = sub.add_parser("tune", help="search each stack's serving settings against the SLO (bounded)")
+    tune.add_argument("--model", default="digits", help="model to tune for")
+    tune.add_argument("--batch", type=int, default=1, help="instances per request")
+    tune.add_argument("--slo-ms", type=float, default=50.0, help="p99 bound")
+    tune.add_argument("--budget", type=_duration, default=600.0, help="wall-clock budget (default 10m)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--out", type=Path, default=Path("reports"), help="reports folder (tune-<time>/ is made)")
     return parser
 
 
@@ -75,7 +86,8 @@ def _apply(args: argparse.Namespace) -> profiles.Profile:
             p.wrk.target = next((t for t in p.targets if t != "gw_compare"), None)
     c = p.comparison
     c.users = args.users or c.users
-    c.duration_s = args.duration or c.duration_s
+    p.windows.window_s = args.window or p.windows.window_s
+    p.windows.max_windows = args.max_windows or p.windows.max_windows
     c.warmup_s = args.warmup if args.warmup is not None else c.warmup_s
     c.repeats = args.repeats or c.repeats
     if p.step and args.step_users:
@@ -92,10 +104,24 @@ def _apply(args: argparse.Namespace) -> profiles.Profile:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "report":
-        built = report.build(args.run_dir)
+        try:
+            built = report.build(args.run_dir)
+        except report.ReportError as exc:
+            print(f"loadtests: {exc}", file=sys.stderr)
+            return 2
         print(built.summary_markdown)
         print(f"report: {args.run_dir / 'report.html'}")
         return 0
+    if args.command == "compare":
+        try:
+            return compare.main(args.run_dirs, args.out)
+        except report.ReportError as exc:
+            print(f"loadtests: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "tune":
+        from loadtests import tune  # imports Locust (gevent)
+
+        return tune.main(args)
     from loadtests import runner  # imports Locust (gevent): only for `run`
 
     try:

@@ -1,14 +1,17 @@
-"""Locust in-process (its library API), one short headless run at a time.
+"""Locust in-process (its library API), one bounded headless run at a time, measured in windows.
 
 Why in-process rather than ``locust --headless --csv`` subprocesses: the runner must drop
-the warm-up from the figures at an exact moment (reset the stats, keep the warm-up
-counts so the gateway's counters can be reconciled), change the offered rate between
-SLO probes without paying a process start each time, stop users gracefully so every
-request the servers counted is also counted here, and measure its own CPU share over
-exactly the measured window. The raw figures are still Locust's own CSV files, written
-by Locust's ``StatsCSV``. Importing this module monkey-patches the process with gevent
-(as ``import locust`` does), so only the runner imports it; the tests start the runner as
-a subprocess.
+the warm-up at an exact moment (keeping its counts so the gateway's counters can be
+reconciled), measure window after window until the stability rule holds
+(:mod:`loadtests.stability`), change the offered rate between SLO probes without paying a
+process start each time, stop users gracefully so every request the servers counted is
+also counted here, and measure its own CPU share over exactly the measured windows.
+
+Every published figure is computed from the exact per-request latencies this module
+collects, through HdrHistogram (:mod:`contract.latency`); Locust's own CSVs (whole
+milliseconds, its own percentile estimator) are still written, as raw files beside the
+figures. Importing this module monkey-patches the process with gevent (as ``import
+locust`` does), so only the runner imports it; the tests start the runner as a subprocess.
 """
 
 # mypy: disable-error-code="no-untyped-call"
@@ -18,11 +21,10 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
-import statistics
 import sys
 import time
 from argparse import Namespace
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +36,12 @@ from locust.env import Environment
 from locust.event import Events
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
-from loadtests import locustfile
+from loadtests import locustfile, stability
+from loadtests.hostload import HostLoad
 
 #: The load generator counts as saturated above this share of one core.
 SATURATED_CPU_PERCENT = 90.0
-#: Users started per second (Locust warns above 100); warm-ups and settle times cover the ramp.
+#: Users started per second at least (Locust warns above 100; open-loop probes need hundreds at once).
 SPAWN_RATE = 100
 
 
@@ -48,76 +51,123 @@ def options(args: list[str]) -> Namespace:
     return opts
 
 
+@dataclass(frozen=True)
+class Windows:
+    """How a run is measured: windows of ``window_s`` until stable, between ``min_windows`` and ``max_windows``."""
+
+    window_s: float = 1.0
+    min_windows: int = stability.WINDOW_COUNT
+    max_windows: int = 5
+    tolerance: float = stability.TOLERANCE
+
+
 @dataclass
 class Collector:
-    """Exact latencies (Locust's stats round to whole ms) and the gateway's Server-Timing, per run."""
+    """Exact latencies (Locust's stats round to whole ms), failures and Server-Timing, per window."""
 
-    samples: list[float] = field(default_factory=list)
-    gateway_ms: list[float] = field(default_factory=list)
-    backend_ms: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    timings: dict[str, list[float]] = field(default_factory=dict)
 
     def reset(self) -> None:
-        self.samples.clear()
-        self.gateway_ms.clear()
-        self.backend_ms.clear()
+        self.latencies = []
+        self.failures = 0
+        self.timings = {}
 
-    def on_request(self, response_time: float, exception: Any = None, response: Any = None, **_: Any) -> None:
+    def take(self, seconds: float) -> stability.Window:
+        window = stability.Window(seconds, self.latencies, self.failures, self.timings)
+        self.reset()
+        return window
+
+    def on_request(
+        self, response_time: float, exception: Any = None, response: Any = None, context: Any = None, **_: Any
+    ) -> None:
+        # an open-loop request that went out late counts from when it was due (LoadGen's rule)
+        late = float((context or {}).get("late_ms", 0.0))
+        self.latencies.append(response_time + late)
+        if late:
+            self.timings.setdefault("late", []).append(late)
         if exception is not None:
+            self.failures += 1
             return
-        self.samples.append(response_time)
         timing = response.headers.get("Server-Timing") if response is not None else None
         if timing:
             for part in timing.split(","):
                 name, _, dur = part.strip().partition(";dur=")
-                if name == "gateway" and dur:
-                    self.gateway_ms.append(float(dur))
-                elif name == "backend" and dur:
-                    self.backend_ms.append(float(dur))
+                if name in ("gateway", "backend") and dur:
+                    self.timings.setdefault(name, []).append(float(dur))
 
 
 @dataclass
 class RunResult:
-    """One measured run, with where its raw files are."""
+    """One measured run: its figure (stable windows merged), the generator's headroom, its raw files."""
 
     label: str
     target: str
     users: int
-    pace: float
-    duration_s: float
-    requests: int
-    failures: int
-    rps: float
-    p99_ms: float | None
+    rate: float | None
+    figure: dict[str, Any]
     warmup_requests: int
     warmup_failures: int
     loadgen_cpu_percent: float
     csv: str
     failures_csv: str
     samples: str
-    server_timing: dict[str, float | int | None]
+    #: every request of the measured windows, not only the figure's (the gateway saw them all)
+    sent_requests: int = 0
+    server: dict[str, Any] = field(default_factory=dict)
+    #: who used the CPU during the measured windows (:mod:`loadtests.hostload`)
+    host: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return int(self.figure["requests"])
+
+    @property
+    def failures(self) -> int:
+        return int(self.figure["failures"])
+
+    @property
+    def rps(self) -> float:
+        return float(self.figure["rps"])
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.figure["p99_ms"]  # type: ignore[no-any-return]
 
     @property
     def fail_ratio(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.update(requests=self.requests, failures=self.failures, rps=self.rps, p99_ms=self.p99_ms)
+        data["stable"] = self.figure["stable"]
+        data["achieved_ratio"] = self.rps / self.rate if self.rate else None
+        return data
+
+
+Snapshot = Callable[[], Any]
 
 
 class Engine:
     """Runs users of one target for a bounded time and writes Locust's CSVs under ``out``."""
 
-    def __init__(self, base_args: list[str], out: Path) -> None:
+    def __init__(self, base_args: list[str], out: Path, seed: int = 0, stack_pids: list[int] | None = None) -> None:
         self.base_options = options(base_args)
+        self.host = HostLoad(stack_pids or [])
         self.out = out
+        self.seed = seed
         (out / "csv").mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(parents=True, exist_ok=True)
         self.collector = Collector()
         self.process = psutil.Process()
 
-    def _environment(self, target: str, pace: float) -> tuple[Environment, Any]:
+    def _environment(self, target: str, pace: float, label: str) -> tuple[Environment, Any]:
         opts = copy.copy(self.base_options)
         opts.pace = pace
+        opts.arrival_seed = self.seed
+        opts.arrival_label = label
         user_class = locustfile.USER_FOR_TARGET[target]
         # fresh events per run: runners add listeners, which would pile up on the global ones
         events = Events()
@@ -127,64 +177,97 @@ class Engine:
         return env, env.create_local_runner()
 
     def run(
-        self, label: str, target: str, users: int, duration_s: float, warmup_s: float, pace: float = 0.0
+        self,
+        label: str,
+        target: str,
+        users: int,
+        warmup_s: float,
+        windows: Windows,
+        rate: float | None = None,
+        snapshot: Snapshot | None = None,
     ) -> RunResult:
-        """``users`` users for ``warmup_s`` (dropped) then ``duration_s`` (measured)."""
-        env, runner = self._environment(target, pace)
+        """``users`` users for ``warmup_s`` (dropped), then windows until stable.
+
+        With ``rate``, the users offer Poisson arrivals at ``rate`` req/s in all (open loop);
+        without, each sends its next request as soon as its answer is back (closed loop).
+        ``snapshot`` (the servers' metrics) is taken before the first and after the last window.
+        """
+        env, runner = self._environment(target, rate / users if rate else 0.0, label)
+        spawn_rate = max(SPAWN_RATE, users * 4)
         try:
-            runner.start(users, spawn_rate=SPAWN_RATE)
+            runner.start(users, spawn_rate=spawn_rate)
+            warmup_s += users / spawn_rate  # every user started before anything is measured
             if warmup_s > 0:
-                self._watch(env, label, target, warmup_s, "warm-up")
+                self._watch(env, label, warmup_s, "warm-up")
             warm_requests, warm_failures = env.stats.total.num_requests, env.stats.total.num_failures
             env.stats.reset_all()
             self.collector.reset()
+            before = snapshot() if snapshot else None
+            host0 = self.host.sample()
             cpu0, t0 = self.process.cpu_times(), time.monotonic()
-            self._watch(env, label, target, duration_s, "measure")
+            figure = self._windows(env, label, windows)
             cpu1, t1 = self.process.cpu_times(), time.monotonic()
+            host = self.host.between(host0, self.host.sample(), t1 - t0)
+            after = snapshot() if snapshot else None
             runner.stop()  # graceful: users finish the request in flight
-            return self._result(env, label, target, users, pace, t1 - t0, warm_requests, warm_failures, cpu0, cpu1)
+            result = self._result(env, label, target, users, rate, figure, warm_requests, warm_failures,
+                                  _cpu(cpu0, cpu1, t1 - t0))  # fmt: skip
+            if snapshot:
+                result.server = {"before": before, "after": after}
+            result.host = host
+            return result
         finally:
             runner.quit()
 
-    def steps(self, label: str, target: str, users: list[int], step_s: float, settle_s: float) -> list[RunResult]:
-        """Users rising through ``users``; each step measured for ``step_s`` after ``settle_s``."""
-        env, runner = self._environment(target, 0.0)
+    def steps(self, label: str, target: str, users: list[int], settle_s: float, windows: Windows) -> list[RunResult]:
+        """Users rising through ``users`` (closed loop); each step measured in windows after ``settle_s``."""
+        env, runner = self._environment(target, 0.0, label)
         results = []
         try:
             for count in users:
-                runner.start(count, spawn_rate=SPAWN_RATE)
-                self._watch(env, label, target, settle_s, f"{count} users settle")
+                runner.start(count, spawn_rate=max(SPAWN_RATE, count * 4))
+                self._watch(env, label, settle_s, f"{count} users settle")
                 env.stats.reset_all()
                 self.collector.reset()
+                host0 = self.host.sample()
                 cpu0, t0 = self.process.cpu_times(), time.monotonic()
-                self._watch(env, label, target, step_s, f"{count} users")
+                figure = self._windows(env, f"{label} {count}u", windows)
                 cpu1, t1 = self.process.cpu_times(), time.monotonic()
-                results.append(self._result(env, f"{label}_u{count}", target, count, 0.0, t1 - t0, 0, 0, cpu0, cpu1))
+                step_label = f"{label}_u{count}"
+                result = self._result(env, step_label, target, count, None, figure, 0, 0, _cpu(cpu0, cpu1, t1 - t0))
+                result.host = self.host.between(host0, self.host.sample(), t1 - t0)
+                results.append(result)
             runner.stop()
         finally:
             runner.quit()
         return results
 
-    def _watch(self, env: Environment, label: str, target: str, seconds: float, phase: str) -> None:
+    def _windows(self, env: Environment, label: str, plan: Windows) -> stability.Figure:
+        def take() -> stability.Window:
+            started = time.monotonic()
+            self._watch(env, label, plan.window_s, "window")
+            return self.collector.take(time.monotonic() - started)
+
+        return stability.measure(
+            take, min_windows=plan.min_windows, max_windows=plan.max_windows, tolerance=plan.tolerance
+        )
+
+    def _watch(self, env: Environment, label: str, seconds: float, phase: str) -> None:
         """Sleep ``seconds`` while printing progress about once a second."""
         start = time.monotonic()
         deadline = start + seconds
         while (left := deadline - time.monotonic()) > 0:
             gevent.sleep(min(1.0, left))
-            total = env.stats.total
-            elapsed = time.monotonic() - start
-            p50 = total.get_response_time_percentile(0.5) if total.num_requests else None
-            print(
-                f"  {label:<28} {phase:<16} {elapsed:4.1f}/{seconds:.1f}s "
-                f"req {total.num_requests:>6}  fail {total.num_failures:>4}  "
-                f"{total.num_requests / elapsed:7.1f} req/s  p50 {p50 if p50 is not None else '-'} ms",
-                file=sys.stderr,
-                flush=True,
-            )
+        total = env.stats.total
+        print(
+            f"  {label:<30} {phase:<18} {seconds:4.1f}s  req {total.num_requests:>6}  fail {total.num_failures:>4}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _result(
-        self, env: Environment, label: str, target: str, users: int, pace: float, seconds: float,
-        warm_requests: int, warm_failures: int, cpu0: Any, cpu1: Any,
+        self, env: Environment, label: str, target: str, users: int, rate: float | None, figure: stability.Figure,
+        warm_requests: int, warm_failures: int, cpu: float,
     ) -> RunResult:  # fmt: skip
         stats_path = self.out / "csv" / f"{label}_stats.csv"
         failures_path = self.out / "csv" / f"{label}_failures.csv"
@@ -194,30 +277,24 @@ class Engine:
         with failures_path.open("w", newline="") as f:
             writer.failures_csv(csv.writer(f))
         samples_path = self.out / "samples" / f"{label}.json"
-        samples_path.write_text(json.dumps([round(x, 3) for x in self.collector.samples]))
-        total = env.stats.total
-        cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / seconds * 100 if seconds > 0 else 0.0
-        timing: dict[str, float | int | None] = {
-            "count": len(self.collector.gateway_ms),
-            "gateway_ms_median": statistics.median(self.collector.gateway_ms) if self.collector.gateway_ms else None,
-            "backend_ms_median": statistics.median(self.collector.backend_ms) if self.collector.backend_ms else None,
-        }
-        p99 = total.get_response_time_percentile(0.99) if total.num_requests else None
+        samples_path.write_text(json.dumps([round(x, 3) for x in figure.latencies_ms]))
         return RunResult(
             label=label,
             target=target,
             users=users,
-            pace=pace,
-            duration_s=round(seconds, 3),
-            requests=total.num_requests,
-            failures=total.num_failures,
-            rps=total.total_rps if math.isfinite(total.total_rps) else 0.0,
-            p99_ms=p99,
+            rate=rate,
+            figure=figure.to_json(),
             warmup_requests=warm_requests,
             warmup_failures=warm_failures,
             loadgen_cpu_percent=round(cpu, 1),
             csv=str(stats_path.relative_to(self.out)),
             failures_csv=str(failures_path.relative_to(self.out)),
             samples=str(samples_path.relative_to(self.out)),
-            server_timing=timing,
+            sent_requests=env.stats.total.num_requests,
         )
+
+
+def _cpu(cpu0: Any, cpu1: Any, seconds: float) -> float:
+    """This process's CPU over ``seconds``, in percent of one core."""
+    used = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+    return used / seconds * 100 if seconds > 0 else 0.0

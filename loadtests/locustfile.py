@@ -15,8 +15,8 @@ bodies (:mod:`loadtests.payload`) and checks every answer (:mod:`loadtests.check
 # (locust's EventHook.add_listener is untyped)
 from __future__ import annotations
 
+import itertools
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from contract.manifest import ModelEntry
 from contract.oip import HEADER_LENGTH
 from loadtests import checks, payload
+from loadtests.arrivals import PoissonSchedule, user_seed
 from loadtests.targets import Endpoints, Target, get_target, headers, path, torch_key
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,22 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--batch", env_var="LOADTEST_BATCH", type=int, default=1, help="instances per request")
     group.add_argument("--seed", env_var="LOADTEST_SEED", type=int, default=0, help="payload seed")
     group.add_argument("--payloads", env_var="LOADTEST_PAYLOADS", type=int, default=16, help="distinct bodies")
-    group.add_argument("--pace", env_var="LOADTEST_PACE", type=float, default=0.0,
-                       help="requests/s per user, Poisson arrivals; 0 = closed loop (no wait)")  # fmt: skip
+    group.add_argument(
+        "--pace",
+        env_var="LOADTEST_PACE",
+        type=float,
+        default=0.0,
+        help="requests/s per user, Poisson arrivals (open loop); 0 = closed loop (no wait)",
+    )
+    group.add_argument(
+        "--arrival-seed",
+        env_var="LOADTEST_ARRIVAL_SEED",
+        type=int,
+        default=0,
+        help="seed of the users' Poisson schedules",
+    )
+    group.add_argument("--arrival-label", env_var="LOADTEST_ARRIVAL_LABEL", default="",
+                       help="mixed into each user's schedule seed (the runner passes the run's label)")  # fmt: skip
     group.add_argument("--max-fail-ratio", env_var="LOADTEST_MAX_FAIL_RATIO", type=float, default=0.01)
     group.add_argument("--max-p99-ms", env_var="LOADTEST_MAX_P99_MS", type=float, default=0.0, help="0 = no limit")
 
@@ -69,6 +84,13 @@ class Settings:
     sample: payload.Sample | None = None
     #: the bodies in each encoding but v1's (``bodies``), made when a target first needs them
     encoded: dict[str, list[payload.Encoded]] = field(default_factory=dict)
+    arrival_seed: int = 0
+    arrival_label: str = ""
+    _users: itertools.count[int] = field(default_factory=itertools.count)
+
+    def next_user(self) -> int:
+        """A number for each user started in this environment (its schedule's seed)."""
+        return next(self._users)
 
     def reload_key(self) -> None:
         self.key = torch_key(self.endpoints.torch_key_file)
@@ -109,6 +131,8 @@ def settings_from_options(options: Any) -> Settings:
         compare_backends=endpoints.compare_backends(options.model),
         seed=options.seed,
         sample=sample,
+        arrival_seed=getattr(options, "arrival_seed", 0),
+        arrival_label=getattr(options, "arrival_label", ""),
     )
     if endpoints.torch_key_file and Path(endpoints.torch_key_file).exists():
         settings.reload_key()
@@ -164,16 +188,16 @@ class TargetUser(FastHttpUser):
         self._target = self.target()
         self._path = path(self._target, self.settings.model.name)
         self._bodies = self.settings.pool(self._target.encoding)
-        self._next = time.perf_counter() + random.uniform(0.0, 1.0 / self.settings.pace) if self.settings.pace else 0.0
+        self._schedule: PoissonSchedule | None = None
+        if self.settings.pace > 0:
+            seed = user_seed(self.settings.arrival_seed, self.settings.arrival_label, self.settings.next_user())
+            self._schedule = PoissonSchedule(self.settings.pace, seed, time.perf_counter())
+            # Locust runs a user's first task at once; the schedule's first arrival is one gap later
+            time.sleep(self._schedule.wait(time.perf_counter()))  # gevent's cooperative sleep
 
     def wait_time(self) -> float:
-        """Closed loop without ``--pace``; else Poisson arrivals at ``pace`` req/s (MLPerf Server style)."""
-        pace = self.settings.pace
-        if pace <= 0:
-            return 0.0
-        now = time.perf_counter()
-        self._next = max(self._next + random.expovariate(pace), now - 1.0)  # a slow answer costs no burst
-        return max(0.0, self._next - now)
+        """Closed loop without ``--pace``; else until this user's next Poisson arrival (open loop)."""
+        return self._schedule.wait(time.perf_counter()) if self._schedule else 0.0
 
     def _headers(self) -> dict[str, str]:
         return headers(self.settings.endpoints, self._target, self.settings.key)
@@ -183,8 +207,18 @@ class TargetUser(FastHttpUser):
         data, extra = self._bodies[self._index % len(self._bodies)]
         self._index += 1
         name = self._target.name
-        headers = {**self._headers(), **extra}
-        post = self.client.post(self._path, data=data, headers=headers, name=name, catch_response=True)
+        late_ms = 0.0
+        if self._schedule is not None:
+            # latency counts from when the request was due, not from when this user got to send it
+            late_ms = max(0.0, (time.perf_counter() - self._schedule.advance()) * 1000)
+        post = self.client.post(
+            self._path,
+            data=data,
+            headers={**self._headers(), **extra},
+            name=name,
+            catch_response=True,
+            context={"late_ms": late_ms},
+        )
         with post as resp:
             if resp.status_code != 200:
                 text = (resp.text or "")[:200]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +14,47 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
 @dataclass
+class WindowPlan:
+    """The stability rule's windows (perf_analyzer: 5 s windows, last 3 within 10 %)."""
+
+    window_s: float = 1.0
+    min_windows: int = 3
+    max_windows: int = 5
+    tolerance: float = 0.10
+
+
+@dataclass
 class Comparison:
+    """Fixed concurrency (closed loop), every target, repeats in a shuffled order."""
+
     users: int = 8
     warmup_s: float = 1.0
-    duration_s: float = 3.0
-    repeats: int = 3
+    repeats: int = 2
 
 
 @dataclass
 class Step:
     users: list[int] = field(default_factory=lambda: [1, 4, 16])
-    step_s: float = 2.0
     settle_s: float = 0.3
     targets: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Slo:
+    """The capacity search (:mod:`loadtests.slo`): open-loop Poisson probes measured in windows."""
+
     slo_ms: float = 50.0
-    probe_s: float = 1.5
-    confirm_s: float = 3.0
-    max_probes: int = 3
+    start_rate: float = 25.0
+    growth: float = 2.0
+    rel_tol: float = 0.10
+    max_probes: int = 10
+    confirmations: int = 3
     confirm_attempts: int = 2
-    rel_tol: float = 0.15
-    max_users: int = 128
+    warmup_s: float = 0.5
+    max_users: int = 256
+    #: probes' windows (fewer and shorter than the comparison's keeps the search within budget)
+    window_s: float = 1.0
+    max_windows: int = 4
     targets: list[str] = field(default_factory=list)
 
 
@@ -56,8 +73,9 @@ class Profile:
     seed: int = 0
     targets: list[str] = field(default_factory=lambda: list(TARGETS))
     max_fail_ratio: float = 0.01
+    windows: WindowPlan = field(default_factory=WindowPlan)
     comparison: Comparison = field(default_factory=Comparison)
-    step: Step | None = field(default_factory=Step)
+    step: Step | None = None
     slo: Slo | None = field(default_factory=Slo)
     wrk: Wrk | None = field(default_factory=Wrk)
 
@@ -69,12 +87,20 @@ class Profile:
         for name in self.all_targets():
             if name not in TARGETS:
                 raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
-        if self.comparison.repeats < 1 or self.comparison.users < 1 or self.comparison.duration_s <= 0:
-            raise ValueError("comparison needs repeats >= 1, users >= 1 and duration_s > 0")
+        if self.comparison.repeats < 1 or self.comparison.users < 1:
+            raise ValueError("comparison needs repeats >= 1 and users >= 1")
+        w = self.windows
+        if w.window_s <= 0 or not 3 <= w.min_windows <= w.max_windows or not 0 < w.tolerance < 1:
+            raise ValueError("windows need window_s > 0, 3 <= min_windows <= max_windows and 0 < tolerance < 1")
         if self.step and (not self.step.users or min(self.step.users) < 1):
             raise ValueError("step.users must be a non-empty list of positive counts")
-        if self.slo and self.slo.slo_ms <= 0:
-            raise ValueError("slo.slo_ms must be positive")
+        if self.slo:
+            if self.slo.slo_ms <= 0:
+                raise ValueError("slo.slo_ms must be positive")
+            if self.slo.max_windows < 3 or self.slo.window_s <= 0:
+                raise ValueError("slo needs window_s > 0 and max_windows >= 3")
+            if "gw_compare" in self.slo.targets:
+                raise ValueError("slo.targets cannot hold gw_compare (its rate is not one backend's)")
 
     def all_targets(self) -> list[str]:
         names = list(self.targets)
@@ -82,6 +108,16 @@ class Profile:
         names += self.slo.targets if self.slo else []
         names += [self.wrk.target] if self.wrk and self.wrk.target else []
         return names
+
+
+def _section(cls: Any, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{name} must be a mapping")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
 
 
 def load(name_or_path: str) -> Profile:
@@ -99,10 +135,11 @@ def load(name_or_path: str) -> Profile:
         seed=int(data.get("seed", 0)),
         targets=list(data.get("targets", list(TARGETS))),
         max_fail_ratio=float(data.get("max_fail_ratio", 0.01)),
-        comparison=Comparison(**data.get("comparison", {})),
-        step=Step(**data["step"]) if data.get("step") else None,
-        slo=Slo(**data["slo"]) if data.get("slo") else None,
-        wrk=Wrk(**data["wrk"]) if data.get("wrk") else None,
+        windows=_section(WindowPlan, data.get("windows", {}), "windows"),
+        comparison=_section(Comparison, data.get("comparison", {}), "comparison"),
+        step=_section(Step, data["step"], "step") if data.get("step") else None,
+        slo=_section(Slo, data["slo"], "slo") if data.get("slo") else None,
+        wrk=_section(Wrk, data["wrk"], "wrk") if data.get("wrk") else None,
     )
     profile.check()
     return profile

@@ -1,16 +1,17 @@
-"""The report: ``report.md`` and ``report.html`` (Jinja2), PNG plots, from a run directory.
+"""The report: ``report.md`` and ``report.html``, PNG plots, from a run directory.
 
-Input is what the runner leaves in ``reports/<time>/``: ``results.json`` (what ran, with
-each run's Locust CSV path) and the raw Locust CSVs. Every latency and throughput
-figure in the summary table is read from those CSVs, so the table can be checked
-against them. Latencies in Locust's CSVs are whole milliseconds; the exact per-request
-latencies the runner also keeps (``samples/``) feed the CDF and the gateway overhead.
+Input is what the runner leaves in ``reports/<time>/``: ``results.json`` (what ran, every
+figure with its windows and the servers' metrics) and the raw files (exact latencies of
+each figure under ``samples/``, Locust's CSVs under ``csv/``). Every latency the report
+publishes comes from HdrHistogram (:mod:`contract.latency`) over exact per-request
+latencies, the figures' windows merged; Locust's CSVs (whole milliseconds, its own
+estimator) are kept as raw files only. ``report.md`` is rendered from one Jinja2 template
+and ``report.html`` from that Markdown (markdown-it), so the two never disagree.
 ``python -m loadtests report <dir>`` rebuilds the report of an earlier run.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -18,26 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markdown_it import MarkdownIt
 
-from loadtests import frameworks_link, plots
+from contract.latency import histogram_of, percentile_ms
+from loadtests import breakdown, frameworks_link, plots, servermetrics, verdict
 from loadtests.summary import Spread, SummaryRow
 from loadtests.targets import DIRECT_OF, TARGETS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PERCENTILE_COLUMNS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%"}
+PERCENTILES = ("p50", "p90", "p95", "p99")
+HTML_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:76em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em}"
+    "blockquote{background:#fff3cd;margin:1em 0;padding:.3em 1em;border-left:4px solid #e0a800}img{max-width:100%}"
+)
 
 
-def read_stats_row(path: Path, name: str) -> dict[str, str]:
-    """The row of Locust's ``_stats.csv`` whose Name is ``name``."""
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Name"] == name:
-                return row
-    raise ValueError(f"{path}: no row named {name!r}")
-
-
-def _num(text: str) -> float | None:
-    return None if text in ("", "N/A") else float(text)
+class ReportError(ValueError):
+    """A directory that holds no readable run; the message says which and why, in one line."""
 
 
 @dataclass
@@ -51,61 +50,73 @@ class Built:
     files: list[Path] = field(default_factory=list)
 
 
-def _load_samples(out: Path, runs: list[dict[str, Any]]) -> dict[str, list[float]]:
-    pooled: dict[str, list[float]] = {}
-    for run in runs:
-        path = out / run["samples"]
-        if path.exists():
-            pooled.setdefault(run["target"], []).extend(json.loads(path.read_text()))
-    return pooled
+def load_results(out: Path) -> dict[str, Any]:
+    """``results.json`` of a run directory; :class:`ReportError` in one line when it is not one."""
+    path = out / "results.json"
+    if not out.is_dir():
+        raise ReportError(f"{out}: not a directory")
+    try:
+        results: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{out}: no results.json (not a `python -m loadtests run` report directory)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: unreadable ({exc})") from None
+    missing = [k for k in ("model", "batch", "comparison", "profile") if k not in results]
+    if missing:
+        raise ReportError(f"{path}: not a run of this version (missing {', '.join(missing)})")
+    for optional in ("step", "slo", "wrk", "gateway_stats"):
+        results.setdefault(optional, None)
+    return results
 
 
-def summary_rows(out: Path, results: dict[str, Any]) -> list[SummaryRow]:
-    """Per comparison target: the CSV figures of every repeat, as median [min, max]."""
+def summary_rows(results: dict[str, Any]) -> list[SummaryRow]:
+    """Per comparison target: every repeat's figure, as median [min, max] across repeats."""
     runs = results["comparison"]["runs"]
     slo_results = (results.get("slo") or {}).get("results", {})
     rows = []
     for name in dict.fromkeys(r["target"] for r in runs):
         mine = [r for r in runs if r["target"] == name]
-        csv_rows = [read_stats_row(out / r["csv"], name) for r in mine]
+        figures = [r["figure"] for r in mine]
         rows.append(
             SummaryRow(
                 target=name,
                 description=TARGETS[name].description if name in TARGETS else name,
                 repeats=len(mine),
-                requests=sum(int(c["Request Count"]) for c in csv_rows),
-                failures=sum(int(c["Failure Count"]) for c in csv_rows),
-                rps=Spread.of([_num(c["Requests/s"]) for c in csv_rows]),
-                latency={k: Spread.of([_num(c[col]) for c in csv_rows]) for k, col in PERCENTILE_COLUMNS.items()},
-                max_ms=max((v for c in csv_rows if (v := _num(c["Max Response Time"])) is not None), default=None),
-                slo_rps=(slo_results.get(name) or {}).get("max_rps"),
+                requests=sum(f["requests"] for f in figures),
+                failures=sum(f["failures"] for f in figures),
+                rps=Spread.of([f["rps"] for f in figures]),
+                latency={k: Spread.of([f[f"{k}_ms"] for f in figures]) for k in PERCENTILES},
+                max_ms=max((f["max_ms"] for f in figures if f["max_ms"] is not None), default=None),
+                slo=slo_results.get(name),
                 loadgen_cpu_max=max(r["loadgen_cpu_percent"] for r in mine),
+                stable=all(f["stable"] for f in figures),
             )
         )
     return rows
 
 
+def _p50(values: list[float]) -> float | None:
+    return percentile_ms(histogram_of(x / 1000 for x in values), 50.0) if values else None
+
+
 def overhead(out: Path, results: dict[str, Any], rows: list[SummaryRow]) -> list[dict[str, Any]]:
-    """Gateway p50 minus direct p50 per backend, from exact samples and from the CSVs; Server-Timing's gateway;dur."""
+    """Gateway p50 minus direct p50 per backend (exact latencies pooled over the repeats), and Server-Timing."""
     runs = results["comparison"]["runs"]
-    samples = _load_samples(out, runs)
+    samples = plots.pooled_samples(out, runs)
     by_target = {r.target: r for r in rows}
     found = []
     for gw, direct in DIRECT_OF.items():
         if gw not in by_target or direct not in by_target:
             continue
-        timing = [r["server_timing"]["gateway_ms_median"] for r in runs if r["target"] == gw]
+        timing = [r["figure"]["timing_means_ms"].get("gateway") for r in runs if r["target"] == gw]
         known = [t for t in timing if t is not None]
-        gw_p50 = statistics.median(samples[gw]) if samples.get(gw) else None
-        direct_p50 = statistics.median(samples[direct]) if samples.get(direct) else None
-        csv_gw, csv_direct = by_target[gw].latency["p50"].median, by_target[direct].latency["p50"].median
+        gw_p50, direct_p50 = _p50(samples.get(gw, [])), _p50(samples.get(direct, []))
         found.append(
             {
                 "backend": TARGETS[gw].backend,
                 "gateway_p50_ms": gw_p50,
                 "direct_p50_ms": direct_p50,
                 "overhead_p50_ms": gw_p50 - direct_p50 if gw_p50 is not None and direct_p50 is not None else None,
-                "overhead_p50_csv_ms": csv_gw - csv_direct if csv_gw is not None and csv_direct is not None else None,
                 "server_timing_gateway_ms": statistics.median(known) if known else None,
                 "rps_ratio": _ratio(by_target[gw].rps.median, by_target[direct].rps.median),
             }
@@ -117,17 +128,87 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def step_points(out: Path, results: dict[str, Any]) -> dict[str, list[dict[str, float | None]]]:
-    """Per target: users, req/s and p99 of every step, from the step CSVs."""
-    points: dict[str, list[dict[str, float | None]]] = {}
+def breakdowns(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per comparison target (not /compare): where its mean latency went (:mod:`loadtests.breakdown`),
+    each source averaged over the repeats."""
+    found: dict[str, dict[str, Any]] = {}
+    runs = results["comparison"]["runs"]
+    for name in dict.fromkeys(r["target"] for r in runs):
+        target = TARGETS.get(name)
+        if target is None or target.kind == "compare":
+            continue
+        mine = [r for r in runs if r["target"] == name]
+        sources = []
+        for run in mine:
+            server = run.get("server") or {}
+            means = servermetrics.mean_ms(server.get("before") or {}, server.get("after") or {})
+            timing = run["figure"].get("timing_means_ms") or {}
+            sources.append(
+                breakdown.Sources(
+                    client_ms=run["figure"]["mean_ms"],
+                    via_gateway=target.via_gateway,
+                    gateway_ms=timing.get("gateway"),
+                    backend_ms=timing.get("backend"),
+                    server={k: means.get(k) for k in servermetrics.PARTS},
+                )
+            )
+        data = breakdown.split(_average(sources)).to_json()
+        by_key = {p["key"]: p["ms"] for p in data["parts"]}
+        data["parts_by_key"] = [by_key.get(key) for key, _, _ in breakdown.PARTS]
+        found[name] = data
+    return found
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if len(known) == len(values) and known else None
+
+
+def _average(sources: list[breakdown.Sources]) -> breakdown.Sources:
+    return breakdown.Sources(
+        client_ms=_mean([s.client_ms for s in sources]),
+        via_gateway=sources[0].via_gateway,
+        gateway_ms=_mean([s.gateway_ms for s in sources]),
+        backend_ms=_mean([s.backend_ms for s in sources]),
+        server={k: _mean([s.server.get(k) for s in sources]) for k in servermetrics.PARTS},
+    )
+
+
+def other_cpu_by_target(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per target: the median CPU (percent of one core) that processes outside the stack and the load
+    generator used during its runs: how much a shared host competed with the servers."""
+    found: dict[str, list[float]] = {}
+    for run in runs:
+        other = (run.get("host") or {}).get("other_percent")
+        if other is not None:
+            found.setdefault(run["target"], []).append(other)
+    return {t: statistics.median(v) for t, v in found.items()}
+
+
+def curve_points(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per target: every SLO probe as a point of the latency-versus-load curve, by offered rate."""
+    points: dict[str, list[dict[str, Any]]] = {}
+    for target, result in ((results.get("slo") or {}).get("results") or {}).items():
+        probes = sorted(result["probes"], key=lambda p: p["rate"])
+        points[target] = [
+            {k: p[k] for k in ("rate", "achieved_rps", "p50_ms", "p99_ms", "outcome", "stable", "label")}
+            for p in probes
+        ]
+    return points
+
+
+def step_points(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per target: users, req/s and p99 of every step."""
+    points: dict[str, list[dict[str, Any]]] = {}
     for run in (results.get("step") or {}).get("runs", []):
-        row = read_stats_row(out / run["csv"], run["target"])
+        f = run["figure"]
         points.setdefault(run["target"], []).append(
             {
                 "users": run["users"],
-                "rps": _num(row["Requests/s"]),
-                "p99": _num(row["99%"]),
-                "failures": _num(row["Failure Count"]),
+                "rps": f["rps"],
+                "p99": f["p99_ms"],
+                "failures": f["failures"],
+                "stable": f["stable"],
             }
         )
     return points
@@ -157,13 +238,30 @@ def gateway_reconciliation(out: Path, results: dict[str, Any]) -> list[dict[str,
     return rows
 
 
-def _serving_p50(rows: list[SummaryRow], samples: dict[str, list[float]]) -> dict[str, tuple[str, float | None]]:
-    """Per target: its backend and p50 in ms (exact samples where kept, else the CSV median)."""
+def label(results: dict[str, Any], phase: str | None = None) -> str:
+    """The line every figure carries: seed, stack configuration hash, TF server, load-generator headroom."""
+    loadgen = results.get("loadgen") or {}
+    head = (
+        f"seed {results.get('seed')} · config {results.get('config_hash', 'unknown')} · "
+        f"TF server {(results.get('environment') or {}).get('tf_server', 'unknown')}"
+    )
+    p = (loadgen.get("phases") or {}).get(phase or "")
+    if not p:
+        return head
+    achieved = f", achieved ≥ {p['min_achieved_ratio']:.0%} of offered" if p.get("min_achieved_ratio") else ""
+    saturated = f", {p['saturated_runs']} run(s) saturated" if p.get("saturated_runs") else ""
+    other = ""
+    if p.get("other_cpu_median") is not None:
+        other = f" · other processes {p['other_cpu_median']:.0f} % of a core (max {p['other_cpu_max']:.0f} %)"
+    return (
+        f"{head} · load generator ≤ {p['max_cpu_percent']:.0f} % of a core ({p['loop']} loop{achieved}{saturated})"
+        f"{other}"
+    )
+
+
+def _serving_p50(rows: list[SummaryRow]) -> dict[str, tuple[str, float | None]]:
     return {
-        r.target: (
-            TARGETS[r.target].backend if r.target in TARGETS else r.target,
-            statistics.median(samples[r.target]) if samples.get(r.target) else r.latency["p50"].median,
-        )
+        r.target: (TARGETS[r.target].backend if r.target in TARGETS else r.target, r.latency["p50"].median)
         for r in rows
     }
 
@@ -184,49 +282,81 @@ def _spread(s: Spread, digits: int = 1) -> str:
     return f"{_fmt(s.median, digits)} ({_fmt(s.low, digits)}–{_fmt(s.high, digits)})"
 
 
-def _templates() -> jinja2.Environment:
+def templates() -> jinja2.Environment:
+    """The Jinja2 environment of the report templates (also used by ``compare``)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        autoescape=False,  # Markdown out; the HTML is rendered from it by markdown-it, which escapes
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
     env.filters["spread"] = _spread
+    env.globals["zip"] = zip
+    env.filters["spread_dict"] = lambda d, digits=1: _spread(
+        Spread(d.get("median"), d.get("low"), d.get("high")), digits
+    )
     return env
+
+
+def to_html(markdown: str, title: str) -> str:
+    """A standalone HTML page of ``markdown`` (tables on, raw HTML in the Markdown escaped)."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f"<style>{HTML_STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
 
 
 def build(out: Path) -> Built:
     """Write the plots, ``report.md`` and ``report.html`` of the run in ``out``."""
-    results = json.loads((out / "results.json").read_text())
-    for optional in ("step", "slo", "wrk", "gateway_stats"):
-        results.setdefault(optional, None)
-    rows = summary_rows(out, results)
-    runs = results["comparison"]["runs"]
+    results = load_results(out)
+    rows = summary_rows(results)
     limit = results["profile"].get("max_fail_ratio", 0.01)
     gate = [f"{r.target}: {r.failures}/{r.requests} failed" for r in rows if not r.requests or r.error_ratio > limit]
+    slo_results = (results.get("slo") or {}).get("results", {})
+    tf_server = (results.get("environment") or {}).get("tf_server", "unknown")
     context: dict[str, Any] = {
         "r": results,
         "rows": rows,
+        "verdict": (
+            verdict.decide(slo_results, tf_server, other_cpu_by_target((results.get("slo") or {}).get("runs", [])))
+            if slo_results
+            else None
+        ),
         "overhead": overhead(out, results, rows),
-        "steps": step_points(out, results),
+        "breakdown": breakdowns(results),
+        "breakdown_parts": breakdown.PARTS,
+        "curve": curve_points(results),
+        "steps": step_points(results),
         "gateway": gateway_reconciliation(out, results),
-        "slo": (results.get("slo") or {}).get("results", {}),
+        "slo": slo_results,
+        "ranges": {t: verdict.Capacity.of(t, r) for t, r in slo_results.items()},
+        "slo_other_cpu": other_cpu_by_target((results.get("slo") or {}).get("runs", [])),
         "wrk": results.get("wrk"),
         "wrk_locust": next((r for r in rows if results.get("wrk") and r.target == results["wrk"]["target"]), None),
         "gate": gate,
+        "label": {p: label(results, p) for p in ("comparison", "step", "slo", "wrk", None)},
+        "other_cpu": max(
+            (
+                p["other_cpu_median"]
+                for p in (results.get("loadgen") or {}).get("phases", {}).values()
+                if p.get("other_cpu_median") is not None
+            ),
+            default=None,
+        ),
         "csvs": sorted(p.relative_to(out).as_posix() for p in (out / "csv").glob("*.csv")),
     }
-    samples = _load_samples(out, runs)
     context["frameworks"] = frameworks_link.framework_compute(
-        out.parent, out, results["model"], int(results["batch"]), _serving_p50(rows, samples)
+        out.parent, out, results["model"], int(results["batch"]), _serving_p50(rows)
     )
-    context["plots"] = plots.draw_all(out, rows, samples, context["steps"], context["overhead"])
-    env = _templates()
+    context["plots"] = plots.draw_all(out, results, context)
+    env = templates()
     summary = env.get_template("summary.md").render(**context)
     context["summary_md"] = summary
+    markdown = env.get_template("report.md").render(**context)
     files = [out / "report.md", out / "report.html"]
-    files[0].write_text(env.get_template("report.md").render(**context))
-    files[1].write_text(env.get_template("report.html").render(**context))
+    files[0].write_text(markdown)
+    files[1].write_text(to_html(markdown, f"duoserve load test: {results['model']}"))
     return Built(out, rows, summary, gate, files + [out / p for p in context["plots"].values()])

@@ -2,18 +2,24 @@
 cross-check, then the report. Runs against a stack that is already up (``make up``).
 
 Order: a preflight request to every target; the gateway's stats reset; the fixed-
-concurrency comparison (targets interleaved within each repeat, so drift on a shared
-2-core host spreads over all targets alike); the gateway's ``/v1/stats`` snapshot, taken
-before anything else reaches the gateway so its counts can be reconciled with what
-Locust sent; the step load; the SLO search (seeded with the step load's best
-throughput); wrk against one target with the same body; ``results.json``; the report.
+concurrency comparison (closed loop; every target in every repeat, in an order shuffled
+per repeat with the run's seed, so drift on a shared 2-core host spreads over all targets
+alike), each run measured in windows until stable (:mod:`loadtests.stability`) with the
+servers' metrics read before and after (:mod:`loadtests.servermetrics`, for the breakdown);
+the gateway's ``/v1/stats`` snapshot, taken before anything else reaches the gateway so its
+counts can be reconciled with what Locust sent; the step load (if the profile has one);
+the SLO search (:mod:`loadtests.slo`: open-loop Poisson probes, its own bracket, at least
+three shuffled confirmation rounds); wrk against one target with the same body;
+``results.json``; the report.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import random
+import resource
+import statistics
 import sys
 import time
 import urllib.error
@@ -23,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import envinfo, payload, report, slo, wrk
-from loadtests.engine import SATURATED_CPU_PERCENT, SPAWN_RATE, Engine, RunResult
-from loadtests.profile import Profile
+from loadtests import arrivals, envinfo, payload, report, servermetrics, slo, wrk
+from loadtests.engine import SATURATED_CPU_PERCENT, Engine, RunResult, Windows
+from loadtests.profile import Profile, Slo
 from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
 
 
@@ -78,14 +84,20 @@ class Run:
             args += ["--api-key", endpoints.gateway_api_key]
         if endpoints.torch_key_file:
             args += ["--torch-key-file", endpoints.torch_key_file]
-        self.engine = Engine(args, out)
+        pids = list(endpoints.stack.pids.values()) if endpoints.stack else []
+        self.engine = Engine(args, out, seed=profile.seed, stack_pids=pids)
+        #: the shuffled orders of the comparison's repeats (the SLO search shuffles with its own)
+        self.rng = random.Random(profile.seed)
+        stack = endpoints.stack
         self.results: dict[str, Any] = {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "model": profile.model,
             "batch": profile.batch,
             "seed": profile.seed,
             "profile": profile.to_json(),
-            "stack": endpoints.stack.model_dump(mode="json") if endpoints.stack else {},
+            "stack": stack.model_dump(mode="json") if stack else {},
+            "config_hash": stack.config_hash if stack and stack.config_hash else "unknown",
+            "serving": stack.serving if stack else {},
             "targets": {n: TARGETS[n].description for n in profile.targets},
             # what the model is and, for a brought one, where it came from and how far its artifacts agree
             "model_entry": self.model.model_dump(
@@ -103,10 +115,15 @@ class Run:
             self.slo_search()
         if self.profile.wrk and self.profile.wrk.target:
             self.wrk_check()
-        self.results["loadgen"] = self._loadgen()
+        self.results["loadgen"] = loadgen_summary(self.results)
         self.results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         (self.out / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
         return self.results
+
+    def windows(self, window_s: float | None = None, max_windows: int | None = None) -> Windows:
+        w = self.profile.windows
+        return Windows(window_s or w.window_s, w.min_windows, max(w.min_windows, max_windows or w.max_windows),
+                       w.tolerance)  # fmt: skip
 
     def comparison(self) -> None:
         c = self.profile.comparison
@@ -114,11 +131,18 @@ class Run:
         if gateway:
             _http("POST", f"{self.endpoints.gateway}/v1/stats/reset", b"", _gateway_headers(self.endpoints))
         runs: list[RunResult] = []
+        orders: list[list[str]] = []
         for repeat in range(1, c.repeats + 1):
-            print(f"comparison: repeat {repeat}/{c.repeats}, {c.users} users", file=sys.stderr, flush=True)
-            for name in self.profile.targets:
-                runs.append(self.engine.run(f"cmp_{name}_r{repeat}", name, c.users, c.duration_s, c.warmup_s))
-        self.results["comparison"] = {**c.__dict__, "runs": [r.to_json() for r in runs]}
+            order = list(self.profile.targets)
+            self.rng.shuffle(order)
+            orders.append(order)
+            print(f"comparison: repeat {repeat}/{c.repeats}, {c.users} users, order {order}", file=sys.stderr,
+                  flush=True)  # fmt: skip
+            for name in order:
+                snapshot = server_snapshot(self.endpoints, self.profile.model, name)
+                runs.append(self.engine.run(f"cmp_{name}_r{repeat}", name, c.users, c.warmup_s, self.windows(),
+                                            snapshot=snapshot))  # fmt: skip
+        self.results["comparison"] = {**c.__dict__, "orders": orders, "runs": [r.to_json() for r in runs]}
         if gateway:
             status, snapshot = _http(
                 "GET", f"{self.endpoints.gateway}/v1/stats", None, _gateway_headers(self.endpoints)
@@ -138,7 +162,7 @@ class Run:
             target = TARGETS[run.target]
             if not target.via_gateway:
                 continue
-            n = run.requests + run.warmup_requests
+            n = run.sent_requests + run.warmup_requests
             for backend in compare if target.kind == "compare" else [target.backend]:
                 sent[backend] = sent.get(backend, 0) + n
         return sent
@@ -149,36 +173,31 @@ class Run:
         runs: list[RunResult] = []
         for name in s.targets:
             print(f"step load: {name}, users {s.users}", file=sys.stderr, flush=True)
-            runs += self.engine.steps(f"step_{name}", name, s.users, s.step_s, s.settle_s)
+            runs += self.engine.steps(f"step_{name}", name, s.users, s.settle_s, self.windows())
         self.results["step"] = {**s.__dict__, "runs": [r.to_json() for r in runs]}
 
     def slo_search(self) -> None:
         s = self.profile.slo
         assert s is not None
-        criteria = slo.Criteria(s.slo_ms, max_fail_ratio=self.profile.max_fail_ratio)
-        found: dict[str, Any] = {}
-        step_runs = self.results.get("step", {}).get("runs", [])
-        for name in s.targets:
-            best = max((r["rps"] for r in step_runs if r["target"] == name and r["failures"] == 0), default=None)
-            upper = best * 1.1 if best else None
-            start = best * 0.8 if best else 50.0
-            print(f"slo search: {name}, p99 <= {s.slo_ms:g} ms, start {start:.0f} req/s", file=sys.stderr, flush=True)
-            counter = iter(range(1, 100))
+        criteria = slo.Criteria(s.slo_ms, self.profile.max_fail_ratio, saturated_cpu_percent=SATURATED_CPU_PERCENT)
+        plan = slo.Plan(s.start_rate, s.growth, s.rel_tol, s.max_probes, s.confirmations, s.confirm_attempts)
+        runs: list[dict[str, Any]] = []
+        windows = self.windows(s.window_s, s.max_windows)
 
-            def measure(rate: float, confirm: bool, name: str = name, counter: Any = counter) -> slo.Probe:
-                users = max(2, min(s.max_users, math.ceil(rate * s.slo_ms / 1000 * 2) + 2))
-                label = f"slo_{name}_{next(counter)}{'_confirm' if confirm else ''}"
-                seconds = s.confirm_s if confirm else s.probe_s
-                warmup = 0.3 + users / SPAWN_RATE  # every user started and past its first arrivals
-                run = self.engine.run(label, name, users, seconds, warmup, pace=rate / users)
-                return slo.Probe(rate, run.rps, run.p99_ms, run.fail_ratio, run.requests, confirm, run.duration_s)
+        def measure(target: str, rate: float, label: str, round_no: int) -> slo.Probe:
+            print(f"slo: {target} round {round_no} {label}: {rate:.1f} req/s offered", file=sys.stderr, flush=True)
+            run, found = open_loop_probe(self.engine, target, rate, f"slo_{target}_{label}", s, windows, round_no)
+            runs.append(run.to_json())
+            return found
 
-            result = slo.search(
-                measure, criteria, start_rate=start, upper=upper, max_probes=s.max_probes,
-                confirm_attempts=s.confirm_attempts, rel_tol=s.rel_tol,
-            )  # fmt: skip
-            found[name] = result.to_json()
-        self.results["slo"] = {**s.__dict__, "results": found}
+        found, orders = slo.run_all(list(s.targets), measure, criteria, plan, self.profile.seed)
+        self.results["slo"] = {
+            **s.__dict__,
+            "seed": self.profile.seed,
+            "orders": orders,
+            "results": {t: r.to_json() for t, r in found.items()},
+            "runs": runs,
+        }
 
     def wrk_check(self) -> None:
         w = self.profile.wrk
@@ -189,6 +208,8 @@ class Run:
         body, extra = self._body(target.encoding)
         users = self.profile.comparison.users
         print(f"wrk cross-check: {w.target}, {users} connections, {w.duration_s:g} s", file=sys.stderr, flush=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
         try:
             result = wrk.run(
                 url,
@@ -197,16 +218,86 @@ class Run:
                 duration_s=w.duration_s,
                 headers={**_headers(self.endpoints, w.target), **extra},
             )
-            self.results["wrk"] = {"target": w.target, "url": url, "result": result.to_json()}
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            cpu = round(used / (time.monotonic() - started) * 100, 1)
+            self.results["wrk"] = {
+                "target": w.target,
+                "url": url,
+                "result": result.to_json(),
+                "loadgen_cpu_percent": cpu,
+            }
         except (RuntimeError, OSError, ValueError, AttributeError) as exc:
             self.results["wrk"] = {"target": w.target, "url": url, "error": str(exc)}
 
-    def _loadgen(self) -> dict[str, Any]:
-        cpus = [r["loadgen_cpu_percent"] for r in self.results["comparison"]["runs"]]
-        cpus += [r["loadgen_cpu_percent"] for r in self.results.get("step", {}).get("runs", [])]
-        peak = max(cpus, default=0.0)
-        return {"max_cpu_percent": peak, "threshold_percent": SATURATED_CPU_PERCENT,
-                "saturated": peak > SATURATED_CPU_PERCENT}  # fmt: skip
+
+def server_snapshot(endpoints: Endpoints, model: str, name: str) -> Any:
+    """A callable reading the metrics of the server behind target ``name`` (None for /compare)."""
+    target = TARGETS[name]
+    stack = endpoints.stack
+    if target.backend in ("torch", "torch_ort") and stack is not None:
+        archive = f"{model}_ort" if target.backend == "torch_ort" else model
+        return lambda: servermetrics.torchserve(stack.torch_metrics, archive)
+    if target.backend == "tf":
+        return lambda: servermetrics.tf_server(endpoints.tf_rest, model)
+    return None
+
+
+def open_loop_probe(
+    engine: Engine, target: str, rate: float, label: str, s: Slo, windows: Windows, round_no: int = 0
+) -> tuple[RunResult, slo.Probe]:
+    """One open-loop probe: Poisson arrivals at ``rate`` from enough users, measured in windows."""
+    users = arrivals.users_for(rate, s.slo_ms / 1000, maximum=s.max_users)
+    run = engine.run(label, target, users, s.warmup_s, windows, rate=rate)
+    figure = run.figure
+    probe = slo.Probe(
+        rate=rate,
+        achieved_rps=run.rps,
+        p99_ms=run.p99_ms,
+        fail_ratio=run.fail_ratio,
+        requests=run.requests,
+        duration_s=float(figure["seconds"]),
+        p50_ms=figure["p50_ms"],
+        stable=bool(figure["stable"]),
+        loadgen_cpu_percent=run.loadgen_cpu_percent,
+        label=label,
+        round=round_no,
+        window_p50s=tuple(w["p50_ms"] for w in figure["per_window"][-3:] if w["p50_ms"] is not None),
+    )
+    return run, probe
+
+
+def loadgen_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The load generator's headroom in every phase: its CPU share, and achieved against offered (open loop)."""
+    phases: dict[str, Any] = {}
+    for phase in ("comparison", "step", "slo"):
+        runs = (results.get(phase) or {}).get("runs", [])
+        if not runs:
+            continue
+        cpus = [r["loadgen_cpu_percent"] for r in runs]
+        ratios = [r["achieved_ratio"] for r in runs if r.get("achieved_ratio") is not None]
+        other = [r["host"]["other_percent"] for r in runs if (r.get("host") or {}).get("other_percent") is not None]
+        phases[phase] = {
+            "runs": len(runs),
+            "max_cpu_percent": max(cpus),
+            "saturated_runs": sum(c > SATURATED_CPU_PERCENT for c in cpus),
+            "min_achieved_ratio": min(ratios) if ratios else None,
+            "loop": "open" if ratios else "closed",
+            # CPU used by processes that are neither the stack nor the load generator (a shared host)
+            "other_cpu_median": statistics.median(other) if other else None,
+            "other_cpu_max": max(other) if other else None,
+        }
+    wrk_cpu = (results.get("wrk") or {}).get("loadgen_cpu_percent")
+    if wrk_cpu is not None:
+        phases["wrk"] = {"runs": 1, "max_cpu_percent": wrk_cpu, "saturated_runs": 0, "min_achieved_ratio": None,
+                         "loop": "closed"}  # fmt: skip
+    peak = max((p["max_cpu_percent"] for name, p in phases.items() if name != "wrk"), default=0.0)
+    return {
+        "max_cpu_percent": peak,
+        "threshold_percent": SATURATED_CPU_PERCENT,
+        "saturated": any(p["saturated_runs"] for p in phases.values()),
+        "phases": phases,
+    }
 
 
 def run(profile: Profile, stack_path: Path, reports: Path, overrides: dict[str, str | None]) -> int:
@@ -225,7 +316,7 @@ def run(profile: Profile, stack_path: Path, reports: Path, overrides: dict[str, 
     built = report.build(out)
     print(f"\n{built.summary_markdown}\nload test took {time.monotonic() - started:.0f} s")
     if results["loadgen"]["saturated"]:
-        print(f"WARNING: the load generator used {results['loadgen']['max_cpu_percent']:.0f} % of a core: "
-              "figures are bounded by the client, not the servers", file=sys.stderr)  # fmt: skip
+        print(f"WARNING: the load generator used up to {results['loadgen']['max_cpu_percent']:.0f} % of a core: "
+              "the figures it marks are bounded by the client, not the servers", file=sys.stderr)  # fmt: skip
     print(f"report: {out / 'report.html'}  ({out / 'report.md'})")
     return 1 if built.gate_failures else 0

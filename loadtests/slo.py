@@ -1,140 +1,282 @@
-"""The SLO search: the highest offered load a target sustains with p99 within a bound.
+"""The SLO capacity search: the highest open-loop offered rate a target serves with p99 within a bound.
 
-MLPerf's Server scenario in miniature: requests arrive at a fixed mean rate (Poisson,
-independent of how fast answers come back); a probe at rate ``r`` passes when the target
-kept up (achieved ≥ ``min_achieved`` × ``r``), its p99 stayed ≤ the bound, and under
-``max_fail_ratio`` of requests failed. The search brackets the knee (doubling until a
-probe fails, or starting from a known upper bound), bisects until the bracket is within
-``rel_tol``, then confirms the best passing rate with a longer run, stepping down if the
-confirmation fails. It is bounded by ``max_probes`` + ``confirm_attempts`` runs.
+MLPerf LoadGen's Server scenario and perf_analyzer's latency-bounded request-rate search,
+small enough for a 2-core host:
 
-Nothing here knows about Locust: ``measure(rate, confirm)`` runs one probe, so the tests
-drive it with a synthetic latency model.
+- **Probes.** A probe offers Poisson arrivals at a fixed rate (open loop) and is measured
+  in stable windows (:mod:`loadtests.stability`). It *passes* when p99 ≤ the bound, errors
+  stay under ``max_fail_ratio`` and the target kept up; it *fails* when the target broke
+  one of those; it *does not count* when the load generator did not offer what was asked
+  (it achieved less than the offered rate while latency stayed within the bound, or its
+  own CPU was saturated): such a probe says nothing about the server, and the search stops
+  there with its answer marked as bounded by the generator.
+- **Search (round 0).** Its own bracket, capped by nothing else the run measured: start
+  low, double until a probe fails, then bisect until the bracket is within ``rel_tol``
+  (or ``max_probes`` ran). A failing probe is measured once more before its rate counts as
+  failed: one hiccup of a shared host must not cap the search.
+- **Confirmations (rounds 1..n, at least 3).** Every target is probed again at the best
+  rate of its search, the targets in a new shuffled order each round (the seed is
+  recorded); a failed confirmation steps down by ``rel_tol`` (at most
+  ``confirm_attempts`` times). Each round's answer is the offered rate it held, or, when it
+  held none, the rate below its last failure. The capacity is the median of the rounds'
+  answers with their min and max; its range ``[lowest round's answer, highest rate that
+  held]`` is what the verdict compares (near the knee the same rate passes and fails on a
+  noisy host, and the range says so).
+
+Every probe also is a point of the target's latency-versus-load curve (p50 and p99
+against offered rate), from the first low-rate probe to past the knee.
+
+Nothing here knows Locust: ``measure(target, rate, label)`` runs one probe, so the tests
+drive the search with a synthetic server.
 """
 
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["pass", "fail", "void"]
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One run at a fixed offered rate."""
+    """One probe at a fixed offered rate: what came back, and how the generator fared."""
 
     rate: float
     achieved_rps: float
     p99_ms: float | None
     fail_ratio: float
     requests: int
-    confirm: bool = False
     duration_s: float = 0.0
+    p50_ms: float | None = None
+    stable: bool = True
+    loadgen_cpu_percent: float = 0.0
+    label: str = ""
+    round: int = 0
+    #: p50 of each window the figure merged (its spread, for the verdict's low-load latency)
+    window_p50s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class Criteria:
-    """What a probe must meet."""
+    """What a probe must meet, and when the generator is to blame instead of the target."""
 
     slo_ms: float
     max_fail_ratio: float = 0.01
     min_achieved: float = 0.95
+    saturated_cpu_percent: float = 90.0
 
     def floor(self, probe: Probe) -> float:
-        """Least achieved rate that counts as keeping up: ``min_achieved`` of the offered rate, less two
+        """Least achieved rate that counts as the offered rate: ``min_achieved`` of it, less two
         standard deviations of a Poisson count over the probe (short probes are noisy)."""
         noise = 2 * math.sqrt(probe.rate / probe.duration_s) if probe.duration_s > 0 else 0.0
         return self.min_achieved * probe.rate - noise
 
-    def verdict(self, probe: Probe) -> str | None:
-        """None when ``probe`` passes, else why not."""
+    def judge(self, probe: Probe) -> tuple[Outcome, str]:
+        """(``pass`` | ``fail`` | ``void``, why)."""
+        if probe.loadgen_cpu_percent > self.saturated_cpu_percent:
+            return "void", (
+                f"load generator saturated ({probe.loadgen_cpu_percent:.0f} % of a core > "
+                f"{self.saturated_cpu_percent:.0f} %)"
+            )
         if probe.requests == 0 or probe.p99_ms is None:
-            return "no requests completed"
+            return "fail", "no requests completed"
         if probe.fail_ratio >= self.max_fail_ratio:
-            return f"errors {probe.fail_ratio:.2%} ≥ {self.max_fail_ratio:.0%}"
+            return "fail", f"errors {probe.fail_ratio:.2%} ≥ {self.max_fail_ratio:.0%}"
         if probe.p99_ms > self.slo_ms:
-            return f"p99 {probe.p99_ms:g} ms > {self.slo_ms:g} ms"
+            return "fail", f"p99 {probe.p99_ms:g} ms > {self.slo_ms:g} ms"
         if probe.achieved_rps < self.floor(probe):
-            return f"achieved {probe.achieved_rps:.1f} req/s < {self.floor(probe):.1f} (offered {probe.rate:.1f})"
-        return None
+            # latency within the bound yet fewer answers than offered: the requests were never sent
+            return "void", (
+                f"load generator achieved {probe.achieved_rps:.1f} req/s of {probe.rate:.1f} offered "
+                f"(< {self.floor(probe):.1f})"
+            )
+        return "pass", "pass"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How hard to look: the search's start and resolution, and the confirmations."""
+
+    start_rate: float = 25.0
+    growth: float = 2.0
+    rel_tol: float = 0.10
+    max_probes: int = 10
+    confirmations: int = 3
+    confirm_attempts: int = 2
+    min_rate: float = 1.0
+    #: a failing search probe is measured again before the rate counts as failed
+    retry_failures: bool = True
+    #: confirmation rounds a target must hold for the verdict to rank it
+    min_confirmed: int = 2
+
+    def check(self) -> None:
+        """``ValueError`` naming the first bad value."""
+        if self.start_rate <= 0 or self.growth <= 1 or not 0 < self.rel_tol < 1:
+            raise ValueError("slo needs start_rate > 0, growth > 1 and 0 < rel_tol < 1")
+        if self.confirmations < 3:
+            raise ValueError(f"slo.confirmations must be at least 3 (got {self.confirmations})")
+        if self.max_probes < 1 or self.confirm_attempts < 1:
+            raise ValueError("slo needs max_probes >= 1 and confirm_attempts >= 1")
 
 
 @dataclass
-class SloResult:
-    """The answer: ``max_rps`` (achieved, in the confirmation run) at p99 ≤ ``slo_ms``; None if no rate passed."""
+class TargetResult:
+    """One target's answer: the confirmed rounds, the bracket, every probe with its outcome."""
 
+    target: str
     slo_ms: float
-    max_rate: float | None
-    max_rps: float | None
-    p99_ms: float | None
-    confirmed: bool
     probes: list[Probe] = field(default_factory=list)
-    verdicts: list[str | None] = field(default_factory=list)
+    outcomes: list[tuple[Outcome, str]] = field(default_factory=list)
+    best_rate: float | None = None
+    ceiling: float | None = None
+    generator_bound: bool = False
+    confirmed: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["probes"] = [{**asdict(p), "verdict": v} for p, v in zip(self.probes, self.verdicts, strict=True)]
-        del data["verdicts"]
-        return data
+    def record(self, probe: Probe, verdict: tuple[Outcome, str]) -> Outcome:
+        self.probes.append(probe)
+        self.outcomes.append(verdict)
+        outcome = verdict[0]
+        if outcome == "fail":
+            self.ceiling = probe.rate if self.ceiling is None else min(self.ceiling, probe.rate)
+        elif outcome == "void":
+            self.generator_bound = True
+        return outcome
+
+    def _round_values(self) -> list[float]:
+        # each round's answer in offered req/s: the rate it held, or, when it held none, the rate below
+        # its last failure (an upper estimate of a round that failed: the spread then shows the doubt)
+        return [c["rate"] if c["rate"] is not None else c["below"] for c in self.confirmed if c["rate"] or c["below"]]
+
+    @property
+    def capacity(self) -> dict[str, float | None]:
+        """Median, min and max over the confirmation rounds of the offered req/s each held (None if none held)."""
+        values = self._round_values()
+        if not values or not any(c["rate"] for c in self.confirmed):
+            return {"median": None, "low": None, "high": None}
+        return {"median": statistics.median(values), "low": min(values), "high": max(values)}
+
+    @property
+    def bracket(self) -> tuple[float | None, float | None]:
+        """Where the capacity lies, ``[low, high]``: from the lowest round's answer to the highest rate that
+        held in any probe at or below the lowest failing rate above it (the search's best, a confirmation)."""
+        values = self._round_values()
+        if not values or not any(c["rate"] for c in self.confirmed):
+            return (None, self.ceiling)
+        held = [c["rate"] for c in self.confirmed if c["rate"] is not None] + [self.best_rate or 0.0]
+        return (min(values), max(held))
+
+    @property
+    def stable(self) -> bool:
+        """Every confirmation probe met the stability rule."""
+        return bool(self.confirmed) and all(c["stable"] for c in self.confirmed)
+
+    @property
+    def low_load(self) -> Probe | None:
+        """The lowest-rate probe that passed (the latency at low load)."""
+        passing = [p for p, (o, _) in zip(self.probes, self.outcomes, strict=True) if o == "pass"]
+        return min(passing, key=lambda p: p.rate) if passing else None
+
+    def to_json(self) -> dict[str, Any]:
+        low, high = self.bracket
+        low_load = self.low_load
+        return {
+            "target": self.target,
+            "slo_ms": self.slo_ms,
+            "max_rps": self.capacity["median"],
+            "capacity": self.capacity,
+            "bracket": {"low": low, "high": high},
+            "best_rate": self.best_rate,
+            "ceiling": self.ceiling,
+            "confirmed_rounds": len([c for c in self.confirmed if c["rate"] is not None]),
+            "rounds": len(self.confirmed),
+            "achieved_rps": [c["achieved_rps"] for c in self.confirmed if c["achieved_rps"] is not None],
+            "confirmed": self.confirmed,
+            "stable": self.stable,
+            "generator_bound": self.generator_bound,
+            "low_load": asdict(low_load) if low_load else None,
+            "probes": [
+                {**asdict(p), "outcome": o, "verdict": why}
+                for p, (o, why) in zip(self.probes, self.outcomes, strict=True)
+            ],
+        }
 
 
-Measure = Callable[[float, bool], Probe]
+Measure = Callable[[str, float, str, int], Probe]
 
 
-def search(
-    measure: Measure,
-    criteria: Criteria,
-    *,
-    start_rate: float,
-    upper: float | None = None,
-    max_probes: int = 6,
-    confirm_attempts: int = 2,
-    rel_tol: float = 0.1,
-    min_rate: float = 1.0,
-) -> SloResult:
-    """Find the highest passing offered rate; see the module docstring."""
-    result = SloResult(criteria.slo_ms, None, None, None, confirmed=False)
-
-    def run(rate: float, confirm: bool) -> bool:
-        probe = measure(rate, confirm)
-        verdict = criteria.verdict(probe)
-        result.probes.append(probe)
-        result.verdicts.append(verdict)
-        return verdict is None
-
-    best: float | None = None  # highest rate that passed
-    ceiling = upper  # lowest rate that failed (or the assumed bound)
-    rate = start_rate if upper is None else min(start_rate, upper)
-    for _ in range(max_probes):
-        if run(rate, False):
+def search(result: TargetResult, measure: Measure, criteria: Criteria, plan: Plan) -> None:
+    """Round 0 for one target: double from ``start_rate`` until a probe fails, then bisect."""
+    best: float | None = None
+    ceiling: float | None = None
+    rate = plan.start_rate
+    for index in range(1, plan.max_probes + 1):
+        outcome = result.record(p := measure(result.target, rate, f"s{index}", 0), criteria.judge(p))
+        if outcome == "fail" and plan.retry_failures:
+            # one hiccup of a shared host must not end the bracket: a rate fails when it fails twice
+            outcome = result.record(p := measure(result.target, rate, f"s{index}r", 0), criteria.judge(p))
+        if outcome == "void":
+            break
+        if outcome == "pass":
             best = rate if best is None else max(best, rate)
         else:
             ceiling = rate if ceiling is None else min(ceiling, rate)
         if ceiling is None:
             assert best is not None
-            rate = best * 2
+            rate = best * plan.growth
         elif best is None:
-            if rate <= min_rate:
+            if rate <= plan.min_rate:
                 break
-            rate = max(min_rate, ceiling / 2)
-        elif (ceiling - best) / ceiling <= rel_tol:
+            rate = max(plan.min_rate, ceiling / plan.growth)
+        elif (ceiling - best) / ceiling <= plan.rel_tol:
             break
         else:
             rate = (best + ceiling) / 2
-    if best is None:
-        return result
-    rate = best
-    for _ in range(confirm_attempts):
-        if run(rate, True):
-            probe = result.probes[-1]
-            result.max_rate, result.max_rps, result.p99_ms, result.confirmed = (
-                rate,
-                probe.achieved_rps,
-                probe.p99_ms,
-                True,
-            )
-            return result
-        rate *= 1 - rel_tol
-        if rate < min_rate:
+    result.best_rate = best
+
+
+def confirm(result: TargetResult, measure: Measure, criteria: Criteria, plan: Plan, round_no: int) -> None:
+    """One confirmation round for one target: its best rate, stepping down by ``rel_tol`` on failure."""
+    entry: dict[str, Any] = {
+        "round": round_no, "rate": None, "achieved_rps": None, "p99_ms": None, "stable": False, "below": None,
+    }  # fmt: skip
+    rate = result.best_rate
+    for attempt in range(1, plan.confirm_attempts + 1):
+        if rate is None or rate < plan.min_rate:
             break
-    return result
+        probe = measure(result.target, rate, f"c{round_no}a{attempt}", round_no)
+        outcome = result.record(probe, criteria.judge(probe))
+        if outcome == "pass":
+            entry.update(rate=rate, achieved_rps=probe.achieved_rps, p99_ms=probe.p99_ms, stable=probe.stable)
+            break
+        if outcome == "void":
+            break
+        rate *= 1 - plan.rel_tol
+        # a round that never held: its capacity is below the last rate it tried
+        entry["below"] = rate
+    result.confirmed.append(entry)
+
+
+def run_all(
+    targets: list[str], measure: Measure, criteria: Criteria, plan: Plan, seed: int
+) -> tuple[dict[str, TargetResult], list[list[str]]]:
+    """The search (round 0) and ``plan.confirmations`` rounds over ``targets``, each round in an order
+    shuffled by ``random.Random(seed)``; returns the results and the order of every round."""
+    plan.check()
+    rng = random.Random(seed)
+    results = {t: TargetResult(t, criteria.slo_ms) for t in targets}
+    orders: list[list[str]] = []
+    for round_no in range(plan.confirmations + 1):
+        order = list(targets)
+        rng.shuffle(order)
+        orders.append(order)
+        for target in order:
+            if round_no == 0:
+                search(results[target], measure, criteria, plan)
+            else:
+                confirm(results[target], measure, criteria, plan, round_no)
+    return results, orders

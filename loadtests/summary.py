@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,15 @@ class SummaryRow:
     rps: Spread
     latency: dict[str, Spread]
     max_ms: float | None
-    slo_rps: float | None
+    #: the SLO search's result for this target (``loadtests.slo.TargetResult.to_json``), if searched
+    slo: dict[str, Any] | None
     loadgen_cpu_max: float
+    #: every repeat's figure met the stability rule
+    stable: bool = True
+
+    @property
+    def slo_rps(self) -> float | None:
+        return (self.slo or {}).get("max_rps")
 
     @property
     def error_ratio(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from stack.native import SERVICES, StackPaths, down, restart, up
 
@@ -15,10 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "restart"])
     parser.add_argument("service", nargs="?", choices=SERVICES, help="for restart")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("STACK_READY_TIMEOUT_S", "300")))
+    parser.add_argument(
+        "--tuned",
+        type=Path,
+        default=Path(os.environ["STACK_TUNED"]) if os.environ.get("STACK_TUNED") else None,
+        help="a tuned file from `python -m loadtests tune` (default: $STACK_TUNED); up only",
+    )
     args = parser.parse_args(argv)
     paths = StackPaths.from_env()
     if args.command == "up":
-        return up(paths, args.timeout)
+        return up(paths, args.timeout, args.tuned)
     if args.command == "down":
         return down(paths)
     if args.command == "restart":

@@ -33,11 +33,13 @@ from contract.keys import KEY_FILE
 from contract.manifest import read_manifest
 from contract.settings import SettingsError, load
 from contract.stackinfo import STACK_FILE, StackInfo
+from contract.tuning import TunedFileError
 from gateway.config import Settings as GatewaySettings
 from services.process import PortInUseError, Process, StartError, check_ports, log_tail, pid_alive, wait_until
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
+from stack import serving
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("torch_api", "tf_api", "gateway")
@@ -106,8 +108,16 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def plan(paths: StackPaths) -> Plan:
-    """What ``up`` will start; :class:`SettingsError` or :class:`ArtifactError` when it cannot."""
+def _archives(torch_models: str, manifest_names: list[str]) -> list[str]:
+    if torch_models != "all":
+        return torch_models.split(",")
+    return [f"{m}{suffix}" for m in manifest_names for suffix in ("", "_ort")]
+
+
+def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
+    """What ``up`` will start; :class:`SettingsError`, :class:`ArtifactError` or :class:`TunedFileError`
+    when it cannot. With ``tuned_path`` the tuned archives and batching window are written first
+    (:mod:`stack.serving`)."""
     base = dict(os.environ)
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
     torch_env = {
@@ -121,6 +131,17 @@ def plan(paths: StackPaths) -> Plan:
     with _environ(tf_env):
         tf = load(TfSettings)
     manifest = read_manifest(torch.artifacts)
+    tuned = serving.read_tuned(tuned_path, manifest) if tuned_path else None
+    if tuned is not None:
+        root, batching = serving.materialize(tuned, torch.artifacts, paths.run_dir / "tuned", tf.batching_config)
+        torch_env["TORCH_API_ARTIFACTS"] = str(root)
+        tf_env["TF_API_BATCHING_CONFIG"] = str(batching)
+        base.setdefault("GATEWAY_MANIFEST", str(torch.artifacts / "manifest.json"))
+        with _environ(torch_env):
+            torch = load(TorchApiSettings)
+        with _environ(tf_env):
+            tf = load(TfSettings)
+    config = serving.summary(_archives(torch.models, manifest.names), tf.batching_config, tuned, tuned_path)
     backends = _gateway_backends(torch.models, manifest.names)
     key_file = torch.run_dir / KEY_FILE
     gateway_env = {
@@ -162,6 +183,8 @@ def plan(paths: StackPaths) -> Plan:
         run_dir=paths.run_dir,
         log_dir=paths.log_dir,
         artifacts=torch.artifacts.resolve(),
+        serving=config,
+        config_hash=serving.config_hash(config),
     )
     return Plan({"torch_api": torch_env, "tf_api": tf_env, "gateway": gateway_env}, ports, info)
 
@@ -227,17 +250,18 @@ def _tail(paths: StackPaths, service: str) -> str:
     return f"--- {paths.launcher_log(service)} ---\n{log_tail(paths.launcher_log(service))}"
 
 
-def up(paths: StackPaths, timeout_s: float) -> int:
-    """Start everything and wait until ready; on failure stop everything and return 1 (2: bad settings)."""
+def up(paths: StackPaths, timeout_s: float, tuned_path: Path | None = None) -> int:
+    """Start everything and wait until ready; on failure stop everything and return 1 (2: bad settings
+    or a bad tuned file)."""
     if paths.pids.exists():
         alive = {s: p for s, p in json.loads(paths.pids.read_text()).items() if pid_alive(p)}
         if alive:
             print(f"stack: already running ({alive}); `make down` first", file=sys.stderr)
             return 1
     try:
-        planned = plan(paths)
-        check_ports(planned.ports)
-    except (SettingsError, ArtifactError, PortInUseError, OSError) as exc:
+        check_ports(plan(paths).ports)  # before any repacking a tuned file asks for
+        planned = plan(paths, tuned_path)
+    except (SettingsError, ArtifactError, PortInUseError, TunedFileError, OSError) as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 2
     paths.run_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +279,12 @@ def up(paths: StackPaths, timeout_s: float) -> int:
         return 1
     info = planned.info.model_copy(update={"tf_server": readiness.tf_server, "pids": pids})
     info.write(paths.info)
-    print(f"stack: up; gateway {info.gateway}, TF server: {info.tf_server}; {paths.info}", flush=True)
+    tuned_note = f", tuned by {tuned_path}" if tuned_path else ""
+    print(
+        f"stack: up; gateway {info.gateway}, TF server: {info.tf_server}, config {info.config_hash}{tuned_note}; "
+        f"{paths.info}",
+        flush=True,
+    )
     return 0
 
 
@@ -278,7 +307,8 @@ def restart(paths: StackPaths, service: str, timeout_s: float) -> int:
         print("stack: not up", file=sys.stderr)
         return 1
     stop_service(paths, service)
-    planned = plan(paths)
+    tuned = StackInfo.read(paths.info).serving.get("tuned") if paths.info.exists() else None
+    planned = plan(paths, Path(tuned) if tuned else None)
     if service == "torch_api":
         paths.launcher_log(service).unlink(missing_ok=True)
     pids: dict[str, int] = json.loads(paths.pids.read_text())

@@ -26,11 +26,11 @@ import yaml
 from contract.artifacts import artifact_path, atomic_file, write_json
 from contract.manifest import ModelEntry, read_manifest
 from contract.tensors import sample_inputs
+from services.torch_api.settings import model_config
 from services.torch_api.train import load_model, make_model, save_weights
 
 HERE = Path(__file__).resolve().parent
 HANDLER = HERE / "handler.py"
-MODEL_CONFIG = HERE / "model-config.yaml"
 CONTRACT = HERE.parents[1] / "contract"
 #: The contract modules the handler imports inside a .mar (the rest it never needs).
 CONTRACT_FILES = ("__init__.py", "artifacts.py", "manifest.py", "oip.py", "tensors.py")
@@ -110,14 +110,6 @@ def export_onnx(root: Path, entry: ModelEntry) -> None:
             expected = model(*check).numpy()
         feed = {name: tensor.numpy() for name, tensor in zip(entry.input_names, check, strict=True)}
         _check_close(entry.name, "ONNX", expected, session.run(None, feed)[0])
-
-
-def model_config(name: str) -> dict[str, Any]:
-    """TorchServe's per-model settings for ``name`` from ``model-config.yaml``."""
-    data = yaml.safe_load(MODEL_CONFIG.read_text())
-    config = dict(data["defaults"])
-    config.update(data["models"].get(name, {}))
-    return config
 
 
 def export_mar(

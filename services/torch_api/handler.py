@@ -40,14 +40,28 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable that overrides the intra-op thread count of each worker.
 THREADS_ENV = "DUOSERVE_TORCH_THREADS"
+#: model-config.yaml key that sets the intra-op threads of each worker (``loadtests tune`` writes it).
+THREADS_KEY = "intraOpThreads"
+#: TorchServe counters the handler adds per batch (microseconds, each request of a batch counted with
+#: the whole batch's time, since every request waited for all of it): TorchServe's metrics API then
+#: gives the mean per request over any window as the change in a sum over the change in ``REQUESTS``.
+REQUESTS_METRIC = "DuoserveHandlerRequests"
+TIME_METRICS = {
+    "pre": "DuoservePreprocessMicros",
+    "inference": "DuoserveInferenceMicros",
+    "compute": "DuoserveComputeMicros",
+    "post": "DuoservePostprocessMicros",
+}
 MODEL_JSON = "model.json"
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def _threads_per_worker(workers: int) -> int:
+def _threads_per_worker(workers: int, configured: int | None = None) -> int:
     env = os.environ.get(THREADS_ENV)
     if env:
         return max(1, int(env))
+    if configured:
+        return max(1, configured)
     # Workers are processes: giving each all cores oversubscribes the host.
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
@@ -79,6 +93,8 @@ class DuoserveHandler:
         self.runtime = ""
         self.device = "cpu"
         self._run: Runner | None = None
+        #: seconds inside the framework call of the last batch (set by the runner)
+        self._compute_s = 0.0
 
     def initialize(self, context: Any) -> None:
         """Load the model named by the archive, pick the device and threads, and warm up."""
@@ -87,7 +103,7 @@ class DuoserveHandler:
         self.entry = ModelEntry.model_validate_json((model_dir / MODEL_JSON).read_text())
         serialized = model_dir / context.manifest["model"]["serializedFile"]
         config = getattr(context, "model_yaml_config", None) or {}
-        threads = _threads_per_worker(int(config.get("minWorkers", 1)))
+        threads = _threads_per_worker(int(config.get("minWorkers", 1)), config.get(THREADS_KEY))
         gpu_id = properties.get("gpu_id")
         if serialized.suffix == ".onnx":
             self._run = self._load_onnx(serialized, gpu_id, threads)
@@ -121,8 +137,10 @@ class DuoserveHandler:
 
         def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             inputs = [torch.from_numpy(arrays[name]).to(self.device) for name in entry.input_names]
+            started = time.perf_counter()
             with torch.inference_mode():
                 out = module(*inputs)
+            self._compute_s = time.perf_counter() - started
             if isinstance(out, dict):
                 values = [out[name] for name in entry.output_names]
             elif isinstance(out, (tuple, list)):
@@ -149,13 +167,17 @@ class DuoserveHandler:
         self.runtime = "onnxruntime"
 
         def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return dict(zip(names, (np.asarray(v) for v in session.run(names, arrays)), strict=True))
+            started = time.perf_counter()
+            values = session.run(names, arrays)
+            self._compute_s = time.perf_counter() - started
+            return dict(zip(names, (np.asarray(v) for v in values), strict=True))
 
         return run
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         """One answer per request in the batch: its outputs, or that request's own error."""
         start = time.perf_counter()
+        timing = dict.fromkeys(TIME_METRICS, 0.0)
         answers: list[str | bytes | None] = [None] * len(data)
         groups: dict[tuple[tuple[int, ...], ...], list[tuple[int, Parsed]]] = {}
         for idx, item in enumerate(data):
@@ -165,16 +187,36 @@ class DuoserveHandler:
                 answers[idx] = self._error(context, idx, exc.status, "InputError", exc.message)
                 continue
             groups.setdefault(_shape_key(parsed[0]), []).append((idx, parsed))
+        timing["pre"] = time.perf_counter() - start
         for group in groups.values():
-            self._run_group(group, answers, context)
+            self._run_group(group, answers, context, timing)
+        self._count(context, len(data), timing)
         logger.debug("duoserve: batch of %d requests in %.3f ms", len(data), 1e3 * (time.perf_counter() - start))
         return [a if a is not None else "" for a in answers]
 
-    def _run_group(self, group: list[tuple[int, Parsed]], answers: list[str | bytes | None], context: Any) -> None:
+    @staticmethod
+    def _count(context: Any, requests: int, timing: dict[str, float]) -> None:
+        """Add this batch to TorchServe's counters (metrics API: ``DuoserveHandlerRequests`` ...)."""
+        metrics = getattr(context, "metrics", None)
+        if metrics is None:
+            return
+        metrics.add_counter(REQUESTS_METRIC, requests)
+        for key, name in TIME_METRICS.items():
+            metrics.add_counter(name, round(timing[key] * 1e6 * requests))
+
+    def _run_group(
+        self,
+        group: list[tuple[int, Parsed]],
+        answers: list[str | bytes | None],
+        context: Any,
+        timing: dict[str, float],
+    ) -> None:
         """Run requests whose tensors share their shapes as one batch; split the outputs back."""
         assert self._run is not None
         assert self.entry is not None
         names = list(group[0][1][0].arrays)
+        started = time.perf_counter()
+        self._compute_s = 0.0
         try:
             merged = {n: np.concatenate([r.arrays[n] for _, (r, _) in group]) for n in names}
             outputs = self._run(merged)
@@ -183,6 +225,9 @@ class DuoserveHandler:
             for idx, _ in group:
                 answers[idx] = self._error(context, idx, 500, "InternalServerException", "inference failed")
             return
+        rendered = time.perf_counter()
+        timing["inference"] += rendered - started
+        timing["compute"] += self._compute_s
         offset = 0
         for idx, (request, binary) in group:
             mine = {k: v[offset : offset + request.rows] for k, v in outputs.items()}
@@ -198,6 +243,7 @@ class DuoserveHandler:
             else:
                 context.set_response_content_type(idx, "application/json")
                 answers[idx] = json.dumps(render_outputs(mine, request.format))
+        timing["post"] += time.perf_counter() - rendered
 
     def _parse(self, item: dict[str, Any], header_length: str | None = None) -> Parsed:
         assert self.entry is not None

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.artifacts import default_root
 
 REPO = Path(__file__).resolve().parents[2]
+#: TorchServe's per-model settings packed into each archive (batching, workers).
+MODEL_CONFIG = Path(__file__).resolve().parent / "model-config.yaml"
+
+
+def model_config(name: str) -> dict[str, Any]:
+    """TorchServe's per-model settings for model ``name`` from ``model-config.yaml``."""
+    data = yaml.safe_load(MODEL_CONFIG.read_text())
+    config = dict(data["defaults"])
+    config.update(data["models"].get(name, {}))
+    return config
 
 
 class TorchApiSettings(BaseSettings):

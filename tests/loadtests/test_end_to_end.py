@@ -1,12 +1,11 @@
 """The real stack (TorchServe, the TF server, the gateway) on free ports, driven by the runner.
 
-About 20 s of load (the ``quick`` profile). The runner runs in its own process, so this
+About 40 s of load (the ``quick`` profile). The runner runs in its own process, so this
 test process never imports Locust or gevent.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from loadtests import payload, report
-from tests.loadtests.test_report import TagBalance
+from tests.loadtests.test_report import html_tables
 from tests.utils.servers import REPO, free_port, log_tail
 
 pytestmark = pytest.mark.slow
@@ -102,32 +101,32 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
         "gw_v2_torch",
         "gw_v2b_tf",
     ]
-    assert [r["target"] for r in results["comparison"]["runs"]] == targets
+    assert sorted(r["target"] for r in results["comparison"]["runs"]) == sorted(targets)
+    assert sorted(results["comparison"]["orders"][0]) == sorted(targets)
 
     # the files exist and parse
-    parser = TagBalance()
-    parser.feed((out / "report.html").read_text())
-    parser.close()
-    assert parser.stack == []
+    html = (out / "report.html").read_text()
+    tables = html_tables(html)
     markdown = (out / "report.md").read_text()
-    for plot in ("latency_percentiles", "latency_cdf", "step_load", "gateway_overhead"):
+    for plot in ("latency_percentiles", "latency_cdf", "step_load", "gateway_overhead", "latency_vs_load_digits",
+                 "breakdown"):  # fmt: skip
         assert (out / "plots" / f"{plot}.png").stat().st_size > 0
 
-    # every target served requests, none failed, and the summary equals Locust's CSVs
-    html_rows = {row[0]: row for row in parser.tables["summary"][1:]}
+    # every target served requests, none failed, every figure was taken in windows and its cells are its own
+    summary = {row[0]: row for row in next(t for t in tables if t[0][:2] == ["target", "req/s"])[1:]}
     for run in results["comparison"]["runs"]:
-        with (out / run["csv"]).open(newline="") as f:
-            row = next(r for r in csv.DictReader(f) if r["Name"] == run["target"])
-        assert int(row["Request Count"]) > 0, run["target"]
-        assert int(row["Failure Count"]) == 0, run["target"]
-        assert (out / run["failures_csv"]).read_text().count("\n") == 1  # the header only
-        cells = html_rows[run["target"]]
-        assert cells[1] == f"{float(row['Requests/s']):,.1f}"
-        assert cells[2:6] == [f"{float(row[c]):,.0f}" for c in ("50%", "90%", "95%", "99%")]
-        assert cells[7] == row["Request Count"]
-        assert cells[8] == "0"
-        assert f"| {run['target']} | {cells[1]} | {cells[2]} |" in markdown
-    rows = report.summary_rows(out, results)
+        figure = run["figure"]
+        assert figure["requests"] > 0, run["target"]
+        assert figure["failures"] == 0, run["target"]
+        assert 3 <= figure["windows"] <= results["profile"]["windows"]["max_windows"]
+        assert len(json.loads((out / run["samples"]).read_text())) == figure["requests"]
+        cells = summary[run["target"]]
+        assert cells[1] == f"{figure['rps']:,.1f}"
+        assert cells[2] == f"{figure['p50_ms']:,.2f}"
+        assert cells[5] == f"{figure['p99_ms']:,.2f}"
+        assert cells[7] == str(figure["requests"])
+        assert cells[9] == ("stable" if figure["stable"] else "UNSTABLE")
+    rows = report.summary_rows(results)
     assert all(r.requests > 0 and r.failures == 0 for r in rows)
 
     # the gateway counted exactly what Locust sent through it (warm-up included), without errors
@@ -138,13 +137,35 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
         assert snapshot[backend]["since_reset"]["count"] == count, backend
         assert snapshot[backend]["since_reset"]["errors"] == {}
 
-    # the SLO search, the step load and wrk ran; the environment names the TF server
-    assert results["slo"]["results"]["tf"]["probes"]
+    # the SLO search: its own bracket from the start rate, three shuffled confirmation rounds, a verdict
+    slo = results["slo"]
+    assert len(slo["orders"]) == 4
+    for target in ("tf", "torch"):
+        found = slo["results"][target]
+        assert found["probes"][0]["rate"] == 40.0
+        assert found["confirmed_rounds"] == 3, found
+        assert found["max_rps"] > 0
+    assert "## Verdict" in markdown
+    assert "- **TF server measured:** " + info["tf_server"] in markdown
+
+    # where the time goes: every direct and gateway target, from the real servers' metrics
+    found = report.breakdowns(results)
+    for target in ("torch", "torch_ort", "tf", "gw_torch", "gw_tf"):
+        parts = {p["key"]: p["ms"] for p in found[target]["parts"]}
+        assert parts["queue"] is not None, (target, parts)
+        assert parts["queue"] >= 0, (target, parts)
+        assert parts["compute"] is not None, (target, parts)
+        assert parts["compute"] > 0, (target, parts)
+        assert found[target]["closes"] or found[target]["notes"], target
+
+    # the step load, wrk and the labels; the environment names the TF server and the configuration
     assert [r["users"] for r in results["step"]["runs"]] == [1, 4]
     assert results["wrk"]["result"]["requests"] > 0
     assert results["wrk"]["result"]["non_2xx"] == 0
     assert results["environment"]["tf_server"] == info["tf_server"]
-    assert "TF server: **duoserve-compat**" in markdown or info["tf_server"] != "duoserve-compat"
+    assert results["config_hash"] == info["config_hash"]
+    assert set(results["loadgen"]["phases"]) == {"comparison", "step", "slo", "wrk"}
+    assert f"config {info['config_hash']}" in markdown
 
     # /compare agreement (every compare in the run was checked by Locust; one more here, by hand)
     spec = payload.load_model("digits")

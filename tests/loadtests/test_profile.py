@@ -12,26 +12,32 @@ def test_default_profile_is_the_make_run_comparison() -> None:
     p = profile.load("default")
     assert p.model == "digits"
     assert set(p.targets) == {"torch", "torch_ort", "tf", "gw_torch", "gw_torch_ort", "gw_tf", "gw_compare"}
-    assert p.comparison.repeats >= 3
+    assert p.comparison.repeats >= 2
     assert p.slo is not None
-    assert p.step is not None
-    # bounded: the whole profile's load stays within about three minutes (SLO probe warm-up <= 1.6 s)
-    c = p.comparison
-    load = c.repeats * len(p.targets) * (c.warmup_s + c.duration_s)
-    load += len(p.step.targets) * len(p.step.users) * (p.step.step_s + p.step.settle_s)
-    load += len(p.slo.targets) * (
-        p.slo.max_probes * (p.slo.probe_s + 1.6) + p.slo.confirm_attempts * (p.slo.confirm_s + 1.6)
-    )
-    assert load <= 165  # worst case; a typical run is about 140 s
+    assert p.slo.confirmations >= 3
+    assert set(p.slo.targets) == {"torch", "torch_ort", "tf"}
+    # perf_analyzer's rule: three windows within 10 %
+    assert (p.windows.min_windows, p.windows.tolerance) == (3, 0.10)
+    # bounded: the worst case (every figure unstable, every probe used) stays within about six minutes
+    w, c, s = p.windows, p.comparison, p.slo
+    load = c.repeats * len(p.targets) * (c.warmup_s + w.max_windows * w.window_s)
+    probe = s.warmup_s + 1.0 + s.max_windows * s.window_s  # + spawning the users
+    load += len(s.targets) * (s.max_probes + s.confirmations * s.confirm_attempts) * probe
+    assert load <= 400
+    # typical: comparison figures stable after 3 windows, a search of about 9 probes, confirmations pass
+    typical = c.repeats * len(p.targets) * (c.warmup_s + 3 * w.window_s)
+    typical += len(s.targets) * (9 + s.confirmations) * (s.warmup_s + 0.5 + 3 * s.window_s)
+    assert typical <= 220
 
 
 def test_command_line_overrides() -> None:
     args = _parser().parse_args(
-        ["run", "--profile", "quick", "--model", "mlp", "--duration", "2s", "--users", "3",
+        ["run", "--profile", "quick", "--model", "mlp", "--window", "2s", "--max-windows", "7", "--users", "3",
          "--targets", "torch,gw_compare", "--repeats", "4", "--slo-ms", "80", "--no-step"]
     )  # fmt: skip
     p = _apply(args)
-    assert (p.model, p.comparison.duration_s, p.comparison.users, p.comparison.repeats) == ("mlp", 2.0, 3, 4)
+    assert (p.model, p.windows.window_s, p.windows.max_windows) == ("mlp", 2.0, 7)
+    assert (p.comparison.users, p.comparison.repeats) == (3, 4)
     assert p.targets == ["torch", "gw_compare"]
     assert p.slo is not None
     assert p.slo.targets == ["torch"]
@@ -45,4 +51,14 @@ def test_bad_profiles_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("targets: [torch, grpc]\n")
     with pytest.raises(ValueError, match="unknown target 'grpc'"):
+        profile.load(str(bad))
+
+
+def test_unknown_keys_and_too_few_confirmations_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("slo: {slo_ms: 50, probe_s: 2}\n")
+    with pytest.raises(ValueError, match=r"slo: unknown key\(s\) probe_s"):
+        profile.load(str(bad))
+    bad.write_text("windows: {min_windows: 2}\n")
+    with pytest.raises(ValueError, match="3 <= min_windows <= max_windows"):
         profile.load(str(bad))

@@ -1,4 +1,4 @@
-"""The SLO search on a synthetic server: p99(rate) = base / (1 - rate / capacity)."""
+"""The SLO search on a synthetic server: p99(rate) = base / (1 - rate / capacity), open loop."""
 
 from __future__ import annotations
 
@@ -6,93 +6,168 @@ import math
 
 import pytest
 
-from loadtests.slo import Criteria, Probe, search
+from loadtests.slo import Criteria, Plan, Probe, TargetResult, run_all, search
 
 BASE_MS = 5.0
 CAPACITY = 1000.0
 
 
-def synthetic(error_above: float = math.inf, error_ratio: float = 0.05):
-    calls: list[tuple[float, bool]] = []
+def synthetic(capacity: float = CAPACITY, generator_limit: float = math.inf, error_above: float = math.inf):
+    calls: list[tuple[str, float, str, int]] = []
 
-    def measure(rate: float, confirm: bool) -> Probe:
-        calls.append((rate, confirm))
-        if rate >= CAPACITY:
-            return Probe(rate, CAPACITY, 10_000.0, 0.0, int(CAPACITY), confirm, 10.0)
-        p99 = BASE_MS / (1 - rate / CAPACITY)
-        errors = error_ratio if rate > error_above else 0.0
-        return Probe(rate, rate, p99, errors, int(rate * 10), confirm, 10.0)
+    def measure(target: str, rate: float, label: str, round_no: int) -> Probe:
+        calls.append((target, rate, label, round_no))
+        sent = min(rate, generator_limit)
+        if rate >= capacity:
+            return Probe(rate, capacity, 10_000.0, 0.0, int(capacity), 10.0, p50_ms=5000.0, round=round_no)
+        p99 = BASE_MS / (1 - sent / capacity)
+        errors = 0.05 if rate > error_above else 0.0
+        return Probe(rate, sent, p99, errors, int(sent * 10), 10.0, p50_ms=p99 / 2, round=round_no)
 
     return measure, calls
 
 
-def knee(slo_ms: float) -> float:
-    return CAPACITY * (1 - BASE_MS / slo_ms)
+def knee(slo_ms: float, capacity: float = CAPACITY) -> float:
+    return capacity * (1 - BASE_MS / slo_ms)
 
 
 @pytest.mark.parametrize("slo_ms", [10.0, 50.0, 200.0])
-def test_finds_the_knee_from_below(slo_ms: float) -> None:
+def test_brackets_from_below_by_doubling_then_bisects(slo_ms: float) -> None:
     measure, calls = synthetic()
-    result = search(measure, Criteria(slo_ms), start_rate=50.0, max_probes=12, rel_tol=0.02)
-    assert result.confirmed
-    assert result.max_rate is not None
-    assert knee(slo_ms) * 0.96 <= result.max_rate <= knee(slo_ms)
-    assert result.p99_ms is not None
-    assert result.p99_ms <= slo_ms
-    assert calls[-1][1] is True  # the answer comes from a confirmation run
-    assert len(calls) <= 12 + 2
+    result = TargetResult("t", slo_ms)
+    search(result, measure, Criteria(slo_ms), Plan(start_rate=25.0, rel_tol=0.02, max_probes=20))
+    rates = [c[1] for c in calls]
+    # doubling from the start until the first failure, never capped by anything else
+    first_fail = next(i for i, (o, _) in enumerate(result.outcomes) if o == "fail")
+    assert rates[: first_fail + 1] == [25.0 * 2**i for i in range(first_fail + 1)]
+    assert rates[first_fail] > knee(slo_ms)
+    assert result.best_rate is not None
+    assert knee(slo_ms) * 0.97 <= result.best_rate <= knee(slo_ms)
+    assert result.ceiling is not None
+    assert (result.ceiling - result.best_rate) / result.ceiling <= 0.02
 
 
-def test_uses_a_known_upper_bound_and_few_probes() -> None:
+def test_a_start_above_the_knee_halves_until_a_probe_passes() -> None:
     measure, calls = synthetic()
-    result = search(measure, Criteria(50.0), start_rate=800.0, upper=1000.0, max_probes=4, rel_tol=0.1)
-    assert result.max_rate is not None
-    assert knee(50.0) * 0.85 <= result.max_rate <= knee(50.0)
-    assert len(calls) <= 4 + 2
+    result = TargetResult("t", 50.0)
+    search(result, measure, Criteria(50.0), Plan(start_rate=4000.0, rel_tol=0.1, max_probes=12))
+    # every failing rate is measured twice before it counts
+    assert [c[1] for c in calls][:5] == [4000.0, 4000.0, 2000.0, 2000.0, 1000.0]
+    assert result.best_rate is not None
+    assert knee(50.0) * 0.9 <= result.best_rate <= knee(50.0)
 
 
-def test_honours_the_error_bound() -> None:
+def test_probes_are_bounded() -> None:
+    measure, calls = synthetic()
+    search(TargetResult("t", 50.0), measure, Criteria(50.0), Plan(start_rate=1.0, max_probes=4))
+    assert len(calls) == 4
+
+
+def test_the_error_bound_fails_a_probe() -> None:
     measure, _ = synthetic(error_above=600.0)
-    result = search(measure, Criteria(50.0, max_fail_ratio=0.01), start_rate=100.0, max_probes=12, rel_tol=0.02)
-    assert result.max_rate is not None
-    assert 600.0 * 0.96 <= result.max_rate <= 600.0
-    failing = [p for p, v in zip(result.probes, result.verdicts, strict=True) if v and "errors" in v]
-    assert failing
-    assert all(p.rate > 600.0 for p in failing)
+    result = TargetResult("t", 50.0)
+    search(result, measure, Criteria(50.0, max_fail_ratio=0.01), Plan(start_rate=100.0, rel_tol=0.02, max_probes=20))
+    assert result.best_rate is not None
+    assert 600.0 * 0.97 <= result.best_rate <= 600.0
+    assert any("errors" in why for _, why in result.outcomes)
 
 
-def test_no_rate_passes_when_even_idle_latency_breaks_the_slo() -> None:
+def test_a_generator_that_cannot_offer_the_rate_voids_the_probe_and_stops_the_search() -> None:
+    measure, calls = synthetic(generator_limit=300.0)
+    result = TargetResult("t", 50.0)
+    search(result, measure, Criteria(50.0), Plan(start_rate=100.0, max_probes=10))
+    assert [o for o, _ in result.outcomes] == ["pass", "pass", "void"]
+    assert "load generator achieved 300.0 req/s of 400.0 offered" in result.outcomes[-1][1]
+    assert result.generator_bound
+    assert result.best_rate == 200.0
+    assert len(calls) == 3
+
+
+def test_a_saturated_generator_voids_the_probe() -> None:
+    probe = Probe(100.0, 100.0, 10.0, 0.0, 1000, 10.0, loadgen_cpu_percent=97.0)
+    outcome, why = Criteria(50.0, saturated_cpu_percent=90.0).judge(probe)
+    assert outcome == "void"
+    assert why.startswith("load generator saturated (97 %")
+
+
+def test_poisson_noise_on_a_short_probe_is_not_a_shortfall() -> None:
+    assert Criteria(50.0).judge(Probe(100.0, 88.0, 10.0, 0.0, 88, 1.0))[0] == "pass"
+    assert Criteria(50.0).judge(Probe(100.0, 88.0, 90.0, 0.0, 88, 1.0)) == ("fail", "p99 90 ms > 50 ms")
+
+
+def test_run_all_confirms_every_target_three_times_in_seeded_shuffled_orders() -> None:
     measure, calls = synthetic()
-    result = search(measure, Criteria(2.0), start_rate=100.0, max_probes=6)
-    assert result.max_rate is None
-    assert result.max_rps is None
-    assert not result.confirmed
-    assert len(calls) <= 6
+    targets = ["a", "b", "c", "d"]
+    plan = Plan(start_rate=50.0, rel_tol=0.1, max_probes=10, confirmations=3)
+    results, orders = run_all(targets, measure, Criteria(50.0), plan, seed=11)
+    _again, orders_again = run_all(targets, synthetic()[0], Criteria(50.0), plan, seed=11)
+    assert orders == orders_again  # the seed decides the orders
+    assert len(orders) == 4
+    assert all(sorted(o) == targets for o in orders)
+    assert len({tuple(o) for o in orders}) > 1  # shuffled, not fixed
+    # the rounds' probes run in that round's order
+    for round_no, order in enumerate(orders[1:], start=1):
+        assert [c[0] for c in calls if c[3] == round_no] == order
+    for result in results.values():
+        data = result.to_json()
+        assert data["confirmed_rounds"] == 3
+        assert data["capacity"]["median"] is not None
+        assert data["capacity"]["low"] <= data["capacity"]["median"] <= data["capacity"]["high"]
+        assert data["bracket"]["low"] <= data["bracket"]["high"] <= knee(50.0) * 1.001
+        assert data["bracket"]["high"] >= knee(50.0) * 0.9
+        assert data["low_load"]["rate"] == 50.0
 
 
 def test_a_failed_confirmation_steps_down() -> None:
-    def measure(rate: float, confirm: bool) -> Probe:
-        # passes short probes up to 500, but a long run only holds 450
-        limit = 450.0 if confirm else 500.0
-        return Probe(rate, rate, 10.0 if rate <= limit else 90.0, 0.0, 100, confirm, 10.0)
+    def measure(target: str, rate: float, label: str, round_no: int) -> Probe:
+        limit = 450.0 if round_no else 500.0  # short search probes hold 500, confirmations only 450
+        return Probe(rate, rate, 10.0 if rate <= limit else 90.0, 0.0, 100, 10.0, round=round_no)
 
-    result = search(
-        measure, Criteria(50.0), start_rate=480.0, upper=500.0, max_probes=1, confirm_attempts=3, rel_tol=0.1
-    )
-    assert result.confirmed
-    assert result.max_rate == pytest.approx(480.0 * 0.9)
+    results, _ = run_all(["t"], measure, Criteria(50.0), Plan(start_rate=500.0, rel_tol=0.1, max_probes=1), seed=0)
+    confirmed = results["t"].confirmed
+    assert [c["rate"] for c in confirmed] == [pytest.approx(450.0)] * 3
+    assert results["t"].ceiling == 500.0
 
 
-def test_a_target_that_cannot_keep_up_fails_the_probe() -> None:
-    criteria = Criteria(50.0)
-    assert criteria.verdict(Probe(1000.0, 700.0, 10.0, 0.0, 7000, duration_s=10.0)) is not None
-    # Poisson noise on a short probe is not a failure
-    assert criteria.verdict(Probe(100.0, 88.0, 10.0, 0.0, 88, duration_s=1.0)) is None
+def test_the_plan_needs_three_confirmations() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        Plan(confirmations=2).check()
 
 
-def test_to_json_lists_each_probe_with_its_verdict() -> None:
+def test_a_round_that_holds_nothing_widens_the_range_downwards() -> None:
+    # the noisy knee: 1600 held in the search and in round 1, then neither 1600 nor 1440 held
+    def measure(target: str, rate: float, label: str, round_no: int) -> Probe:
+        holds = rate <= 1600.0 if round_no <= 1 else rate <= 1200.0
+        return Probe(rate, rate, 10.0 if holds else 90.0, 0.0, 1000, 10.0, round=round_no)
+
+    plan = Plan(start_rate=1600.0, rel_tol=0.1, max_probes=1, confirm_attempts=2)
+    results, _ = run_all(["t"], measure, Criteria(50.0), plan, seed=0)
+    data = results["t"].to_json()
+    assert data["confirmed_rounds"] == 1
+    assert [c["below"] for c in data["confirmed"]] == [None, pytest.approx(1296.0), pytest.approx(1296.0)]
+    assert data["capacity"] == {"median": pytest.approx(1296.0), "low": pytest.approx(1296.0), "high": 1600.0}
+    assert data["bracket"] == {"low": pytest.approx(1296.0), "high": 1600.0}
+
+
+def test_one_hiccup_does_not_cap_the_search() -> None:
     measure, _ = synthetic()
-    data = search(measure, Criteria(50.0), start_rate=500.0, max_probes=3).to_json()
-    probes = data["probes"]
-    assert isinstance(probes, list)
-    assert all("verdict" in p and "rate" in p for p in probes)
+    hiccups = {400.0}
+
+    def noisy(target: str, rate: float, label: str, round_no: int) -> Probe:
+        probe = measure(target, rate, label, round_no)
+        if rate in hiccups:
+            hiccups.discard(rate)  # once
+            return Probe(rate, rate, 500.0, 0.0, probe.requests, 10.0, round=round_no)
+        return probe
+
+    result = TargetResult("t", 50.0)
+    search(result, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12))
+    assert [o for o, _ in result.outcomes][:4] == ["pass", "pass", "fail", "pass"]  # 100, 200, 400 twice
+    assert result.best_rate is not None
+    assert result.best_rate >= knee(50.0) * 0.9
+    # without the retry the same hiccup caps the answer below 400
+    hiccups.add(400.0)
+    capped = TargetResult("t", 50.0)
+    search(capped, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12, retry_failures=False))
+    assert capped.best_rate is not None
+    assert capped.best_rate < 400.0

@@ -154,8 +154,8 @@ def test_the_load_test_and_its_report_run_on_a_brought_model(models_stack: Stack
     assert results["model"] == "tinybert"
     assert results["model_entry"]["source"]["format"] == "pair"
     for run in results["comparison"]["runs"]:
-        assert run["requests"] > 0, run
-        assert run["failures"] == 0, run
+        assert run["figure"]["requests"] > 0, run
+        assert run["figure"]["failures"] == 0, run
     markdown = (out / "report.md").read_text()
     assert "## Model" in markdown
     assert "Brought as pair (tinybert.pt2, tinybert_savedmodel)" in markdown

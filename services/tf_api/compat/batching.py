@@ -39,10 +39,28 @@ Shapes = tuple[tuple[int, ...], ...]
 
 
 @dataclass
+class Timing:
+    """Where one request's time went inside the batcher (seconds): waiting for its batch to start
+    (queue and batching wait), its batch's execution (merge, TF call, split) and the TF call alone."""
+
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+    compute_s: float = 0.0
+
+    def add_piece(self, queue_s: float, inference_s: float, compute_s: float) -> None:
+        # a split request waits for its slowest piece
+        self.queue_s = max(self.queue_s, queue_s)
+        self.inference_s = max(self.inference_s, inference_s)
+        self.compute_s = max(self.compute_s, compute_s)
+
+
+@dataclass
 class _Task:
     inputs: dict[str, np.ndarray]
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]]
+    timing: Timing | None = None
+    enqueued: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -52,6 +70,9 @@ class _Batch:
     tasks: list[_Task] = field(default_factory=list)
     rows: int = 0
     full: bool = False
+    started: float = 0.0
+    inference_s: float = 0.0
+    compute_s: float = 0.0
 
 
 def _rows(inputs: dict[str, np.ndarray]) -> int:
@@ -96,8 +117,11 @@ class Batcher:
             left -= pieces[-1]
         return pieces
 
-    async def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run ``inputs`` as part of one or more batches; returns this task's own output rows."""
+    async def submit(self, inputs: dict[str, np.ndarray], timing: Timing | None = None) -> dict[str, np.ndarray]:
+        """Run ``inputs`` as part of one or more batches; returns this task's own output rows.
+
+        ``timing``, when given, receives where the request's time went.
+        """
         rows = _rows(inputs)
         if rows > self._config.max_batch_size:
             raise invalid(f"Task size {rows} is larger than maximum input batch size {self._config.max_batch_size}")
@@ -111,7 +135,7 @@ class Batcher:
         for size in pieces:
             part = {k: v[offset : offset + size] for k, v in inputs.items()} if len(pieces) > 1 else inputs
             offset += size
-            task = _Task(part, size, loop.create_future())
+            task = _Task(part, size, loop.create_future(), timing)
             self._enqueue(task, shapes, loop)
             futures.append(task.future)
         self._dispatch()
@@ -157,10 +181,17 @@ class Batcher:
             future.add_done_callback(functools.partial(self._finish, batch))
 
     def _execute(self, batch: _Batch) -> dict[str, np.ndarray]:
+        batch.started = time.perf_counter()
         if len(batch.tasks) == 1:
-            return self._run(batch.tasks[0].inputs)
-        merged = {k: np.concatenate([t.inputs[k] for t in batch.tasks]) for k in batch.tasks[0].inputs}
-        return self._run(merged)
+            merged = batch.tasks[0].inputs
+        else:
+            merged = {k: np.concatenate([t.inputs[k] for t in batch.tasks]) for k in batch.tasks[0].inputs}
+        called = time.perf_counter()
+        try:
+            return self._run(merged)
+        finally:
+            batch.compute_s = time.perf_counter() - called
+            batch.inference_s = time.perf_counter() - batch.started
 
     def _finish(self, batch: _Batch, done: asyncio.Future[dict[str, np.ndarray]]) -> None:
         self._free_threads += 1
@@ -169,6 +200,8 @@ class Batcher:
         error = done.exception()
         offset = 0
         for task in batch.tasks:
+            if task.timing is not None:
+                task.timing.add_piece(batch.started - task.enqueued, batch.inference_s, batch.compute_s)
             if task.future.done():  # the caller went away (cancelled)
                 offset += task.rows
                 continue
@@ -189,9 +222,21 @@ class Unbatched:
         self._executor = executor
         self._on_batch = on_batch
 
-    async def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def submit(self, inputs: dict[str, np.ndarray], timing: Timing | None = None) -> dict[str, np.ndarray]:
         """Run ``inputs`` alone."""
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        enqueued = time.perf_counter()
+        times: list[float] = []
+
+        def run() -> dict[str, np.ndarray]:
+            times.append(time.perf_counter())
+            try:
+                return self._run(inputs)
+            finally:
+                times.append(time.perf_counter())
+
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        if timing is not None:
+            timing.add_piece(times[0] - enqueued, times[1] - times[0], times[1] - times[0])
         if self._on_batch is not None:
             self._on_batch(_rows(inputs))
         return result

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from services.tf_api.compat.batching import Batcher, Unbatched
+from services.tf_api.compat.batching import Batcher, Timing, Unbatched
 from services.tf_api.compat.errors import Code, ServingError, invalid
 from services.tf_api.compat.metrics import Metrics
 from services.tf_api.compat.servables import Servable, Signature
@@ -93,14 +93,26 @@ class DataPlane:
         return queue
 
     async def predict(
-        self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray], entrypoint: str
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: dict[str, np.ndarray],
+        entrypoint: str,
+        timing: Timing | None = None,
     ) -> dict[str, np.ndarray]:
-        """Check, batch and run one request; counts it in the metrics whatever the outcome."""
+        """Check, batch and run one request; counts it in the metrics whatever the outcome.
+
+        ``timing`` (optional) receives the request's queue, batch-execution and TF-call times.
+        """
         started = time.perf_counter()
         status = "OK"
+        timing = timing if timing is not None else Timing()
         try:
             check_inputs(signature, inputs)
-            return await self._queue(servable, signature).submit(inputs)
+            outputs = await self._queue(servable, signature).submit(inputs, timing)
+            self._metrics.queuing.labels(servable.model).observe(timing.queue_s * 1e6)
+            self._metrics.runtime.labels(servable.model).observe(timing.compute_s * 1e6)
+            return outputs
         except ServingError as exc:
             status = exc.code.name
             raise

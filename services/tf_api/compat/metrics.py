@@ -31,6 +31,30 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # TF Serving's own names for the time a request waits for its batch and the model's run time
+        self.queuing = Histogram(
+            ":tensorflow:serving:batching_session:queuing_latency",
+            "Microseconds a request waited for its batch to start (queue and batching wait)",
+            ["model_name"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.runtime = Histogram(
+            ":tensorflow:serving:runtime_latency",
+            "Microseconds of the TF call that ran the request's batch",
+            ["model_name"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # the compatible server's own: where a REST predict's time went (the binary has no such split)
+        self.phases = Histogram(
+            ":duoserve:compat:rest_phase_latency",
+            "Microseconds of each phase of a REST predict: total, pre (parse and check), inference "
+            "(batch execution), post (render)",
+            ["model_name", "phase"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             ":tensorflow:serving:batching_session:processed_batch_size",
             "Rows in each batch run by the model (after merging concurrent requests)",

@@ -20,12 +20,14 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from google.protobuf import json_format
 
 from services.tf_api.compat import SERVER_HEADER, SERVER_NAME
+from services.tf_api.compat.batching import Timing
 from services.tf_api.compat.dataplane import DataPlane
 from services.tf_api.compat.errors import Code, ServingError, invalid
 from services.tf_api.compat.jsontensor import parse_body, render, to_inputs
@@ -97,16 +99,34 @@ async def predict(request: web.Request) -> web.Response:
         if match is not None and match["method"].lower() in ("classify", "regress"):
             raise ServingError(Code.UNIMPLEMENTED, f"{match['method']} is not served by {SERVER_NAME}; use predict")
         raise invalid(f"Malformed request: POST {request.path}")
+    started = time.perf_counter()
     raw = await read_body(request, state.max_body_bytes)
     big = len(raw) > THREAD_BODY_BYTES
     body = await asyncio.to_thread(parse_body, raw) if big else parse_body(raw)
     servable = state.registry.resolve(match["name"], _version(match["version"]), match["label"])
     signature = servable.signature(body.signature_name)
     inputs = await asyncio.to_thread(to_inputs, body, signature) if big else to_inputs(body, signature)
-    outputs = await state.dataplane.predict(servable, signature, inputs, "REST")
+    parsed = time.perf_counter()
+    timing = Timing()
+    outputs = await state.dataplane.predict(servable, signature, inputs, "REST", timing)
+    predicted = time.perf_counter()
     rows = next(iter(outputs.values())).size if outputs else 0
     payload = await asyncio.to_thread(render, outputs, body.format) if rows > 4096 else render(outputs, body.format)
-    return web.Response(body=payload, content_type="application/json")
+    done = time.perf_counter()
+    phases = {
+        "total": done - started,
+        "pre": parsed - started,
+        "inference": timing.inference_s,
+        "post": done - predicted,
+    }
+    for phase, seconds in phases.items():
+        state.metrics.phases.labels(servable.model, phase).observe(seconds * 1e6)
+    # where the time went, for a caller that looks (the load tests read the metrics instead)
+    server_timing = (
+        f"queue;dur={timing.queue_s * 1e3:.3f}, compute;dur={timing.compute_s * 1e3:.3f}, "
+        f"total;dur={phases['total'] * 1e3:.3f}"
+    )
+    return web.Response(body=payload, content_type="application/json", headers={"Server-Timing": server_timing})
 
 
 async def model_get(request: web.Request) -> web.Response:

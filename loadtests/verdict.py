@@ -1,0 +1,190 @@
+"""The report's first lines: which stack to pick for this model, batch and SLO on this machine.
+
+Two questions, each answered from figures with a spread, and "no clear winner" where the
+spreads overlap:
+
+- **Most served under the SLO**: each stack's capacity lies in its range ``[low, high]``:
+  from the lowest confirmation round's answer (:mod:`loadtests.slo`) to the lowest rate
+  that failed above the highest rate that held (the search resolves a capacity only to its
+  bisection's tolerance); the winner's low end must clear every other stack's high end. A capacity
+  the load generator bounded is "at least" that much: its high end is open, so nothing can
+  clear it, and it can win only against ranges below its low end.
+- A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
+  ranked: the throughput answer is then "no clear winner", naming it.
+- A shared host whose other processes took very different shares of the CPU while the
+  stacks were probed (more than :data:`MAX_CONTENTION_GAP` points of a core apart) cannot
+  rank them either: "no clear winner", naming each stack's share.
+- **Lowest p50 at low load**: the p50 of each stack's lowest-rate passing probe, with the
+  min–max of its windows; the winner's worst window must beat every other's best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Confirmation rounds a stack must hold before the verdict ranks it.
+MIN_CONFIRMED = 2
+#: Most difference (percent of one core) in other processes' CPU between the stacks' probes for a fair ranking.
+MAX_CONTENTION_GAP = 25.0
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One stack's capacity under the SLO: median of the confirmations and where it can lie."""
+
+    target: str
+    median: float | None
+    low: float | None
+    high: float | None
+    generator_bound: bool = False
+    held: int = 3
+    rounds: int = 3
+
+    @classmethod
+    def of(cls, target: str, result: dict[str, Any]) -> Capacity:
+        """From a stored SLO result: its range ends at the lowest rate that failed above the highest rate that
+        held (the search resolves the capacity only to its bisection's tolerance), or is open when the load
+        generator bounded it."""
+        cap = result.get("capacity") or {}
+        bracket = result.get("bracket") or {}
+        bound = bool(result.get("generator_bound"))
+        held_rates = [p["rate"] for p in result.get("probes", []) if p.get("outcome") == "pass"]
+        top = max(held_rates, default=bracket.get("high"))
+        failed_above = [
+            p["rate"] for p in result.get("probes", []) if p.get("outcome") == "fail" and p["rate"] > (top or 0)
+        ]
+        high = None if bound else min(failed_above, default=top)
+        held = int(result.get("confirmed_rounds", 0))
+        return cls(target, cap.get("median"), bracket.get("low"), high, bound, held, int(result.get("rounds", held)))
+
+
+@dataclass(frozen=True)
+class LowLoad:
+    """One stack's p50 at low load, with the min and max of its windows."""
+
+    target: str
+    rate: float
+    p50_ms: float
+    low_ms: float
+    high_ms: float
+
+
+def _ceiling(c: Capacity) -> float:
+    return float("inf") if c.high is None else c.high
+
+
+def _fmt_high(c: Capacity) -> str:
+    return "open (generator-bound)" if c.high is None else f"{c.high:,.0f}"
+
+
+def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict[str, Any]:
+    """The stack that serves most under the SLO, by how much, or why there is no clear winner."""
+    known = [c for c in caps if c.median is not None and c.low is not None]
+    if not known:
+        return {"winner": None, "text": "no stack held the SLO at any rate probed"}
+    shaky = [c for c in caps if c.held < min(min_confirmed, c.rounds)]
+    if shaky:
+        named = ", ".join(f"{c.target} held {c.held} of {c.rounds}" for c in shaky)
+        return {
+            "winner": None,
+            "text": (
+                f"no clear winner: not every stack's capacity was confirmed ({named} confirmation rounds; "
+                f"at least {min_confirmed} needed): the host was too noisy to rank them"
+            ),
+        }
+    best = max(known, key=lambda c: c.median or 0.0)
+    others = [c for c in caps if c is not best]
+    assert best.low is not None
+    assert best.median is not None
+    overlapping = [c.target for c in others if c.median is not None and _ceiling(c) > best.low]
+    if overlapping:
+        below = [c.target for c in others if c.target not in overlapping and c.median is not None]
+        tail = f"; {', '.join(below)} below both" if below else ""
+        return {
+            "winner": None,
+            "leader": best.target,
+            "text": (
+                f"no clear winner: {best.target} has the highest median ({best.median:,.0f} req/s, range "
+                f"{best.low:,.0f}–{_fmt_high(best)}) but its range overlaps {', '.join(overlapping)}{tail}"
+            ),
+        }
+    runner_up = max((c for c in others if c.median), key=lambda c: c.median or 0.0, default=None)
+    if runner_up is None or runner_up.median is None:
+        return {"winner": best.target, "text": f"{best.target} is the only stack that held the SLO"}
+    factor = best.median / runner_up.median
+    note = " (at least: the load generator bounded it)" if best.generator_bound else ""
+    return {
+        "winner": best.target,
+        "factor": factor,
+        "text": (
+            f"{best.target} serves the most under the SLO: {best.median:,.0f} req/s{note}, "
+            f"{factor:.2f}× {runner_up.target} ({runner_up.median:,.0f} req/s)"
+        ),
+    }
+
+
+def latency(points: list[LowLoad]) -> dict[str, Any]:
+    """The stack with the lowest p50 at low load, or why there is no clear winner."""
+    if not points:
+        return {"winner": None, "text": "no low-load latency was measured"}
+    best = min(points, key=lambda p: p.p50_ms)
+    overlapping = [p.target for p in points if p is not best and p.low_ms <= best.high_ms]
+    if overlapping:
+        return {
+            "winner": None,
+            "leader": best.target,
+            "text": (
+                f"no clear winner at low load: {best.target} has the lowest p50 ({best.p50_ms:.2f} ms at "
+                f"{best.rate:g} req/s) but its windows overlap {', '.join(overlapping)}"
+            ),
+        }
+    runner_up = min((p for p in points if p is not best), key=lambda p: p.p50_ms, default=None)
+    tail = f", against {runner_up.p50_ms:.2f} ms for {runner_up.target}" if runner_up else ""
+    return {
+        "winner": best.target,
+        "text": f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {best.rate:g} req/s{tail}",
+    }
+
+
+def low_load_points(slo_results: dict[str, Any]) -> list[LowLoad]:
+    """Each target's lowest-rate passing probe, its p50 and the min–max of its windows' p50s."""
+    found = []
+    for target, result in slo_results.items():
+        probe = result.get("low_load")
+        if not probe or probe.get("p50_ms") is None:
+            continue
+        windows = probe.get("window_p50s") or [probe["p50_ms"]]
+        found.append(LowLoad(target, probe["rate"], probe["p50_ms"], min(windows), max(windows)))
+    return found
+
+
+def contention(other_cpu: dict[str, float | None]) -> str | None:
+    """Why the stacks' probes were not taken under comparable host load, or None when they were."""
+    known = {t: v for t, v in other_cpu.items() if v is not None}
+    if len(known) < 2 or max(known.values()) - min(known.values()) <= MAX_CONTENTION_GAP:
+        return None
+    shares = ", ".join(f"{t} {v:.0f} %" for t, v in known.items())
+    return (
+        f"no clear winner: other processes on this host took very different shares of the CPU while the stacks "
+        f"were probed ({shares} of a core), so their capacities are not comparable"
+    )
+
+
+def decide(
+    slo_results: dict[str, Any], tf_server: str, other_cpu: dict[str, float | None] | None = None
+) -> dict[str, Any]:
+    """The verdict: throughput under the SLO, latency at low load, and which TF server was measured.
+
+    ``other_cpu``: per stack, the median CPU other processes used during its probes (percent of a core).
+    """
+    caps = [Capacity.of(t, r) for t, r in slo_results.items()]
+    unfair = contention({t: (other_cpu or {}).get(t) for t in slo_results})
+    ranked = throughput(caps)
+    if unfair and ranked.get("winner"):
+        ranked = {"winner": None, "leader": ranked["winner"], "text": unfair}
+    return {
+        "throughput": ranked,
+        "latency": latency(low_load_points(slo_results)),
+        "tf_server": tf_server,
+    }
