@@ -215,10 +215,13 @@ def _record(
 
 
 def write_models_config(root: Path, manifest: Manifest) -> Path:
-    """``tf/models.config``: every model that has a SavedModel, as TF Serving reads it."""
+    """``tf/models.config``: every model that has a SavedModel, by name, as TF Serving reads it.
+
+    Sorted, so the file does not depend on the order a manifest was written in (``build``
+    keeps insertion order, ``models add`` writes sorted keys)."""
     path = root / TF_MODELS_CONFIG
     with atomic_file(path) as tmp:
-        tmp.write_text(render_models_config([name for name, e in manifest.models.items() if "tf" in e.artifacts]))
+        tmp.write_text(render_models_config(sorted(name for name, e in manifest.models.items() if "tf" in e.artifacts)))
     return path
 
 

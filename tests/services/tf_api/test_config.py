@@ -48,7 +48,7 @@ def test_the_build_lists_every_model_with_a_savedmodel(artifacts_root: Path) -> 
 
     manifest = read_manifest(artifacts_root)
     entries = load_models(artifacts_root / TF_MODELS_CONFIG, artifacts_root)
-    assert [e.name for e in entries] == [n for n, e in manifest.models.items() if "tf" in e.artifacts]
+    assert [e.name for e in entries] == sorted(n for n, e in manifest.models.items() if "tf" in e.artifacts)
     assert load_settings(artifacts=artifacts_root).models_config_path == artifacts_root / TF_MODELS_CONFIG
 
 
