@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .backends import BackendClient, build_backends
+from .cluster import Cluster
 from .config import Settings, check_against_models
 from .dataplane import DataPlane
 from .errors import add_exception_handlers
@@ -27,17 +28,26 @@ GRPC_GRACE_S = 10.0
 
 
 def create_app(
-    settings: Settings, *, clients: ClientFactory = build_backends, rng: random.Random | None = None
+    settings: Settings,
+    *,
+    clients: ClientFactory = build_backends,
+    rng: random.Random | None = None,
+    cluster: Cluster | None = None,
 ) -> FastAPI:
-    """The gateway app; reads the manifest now (a bad one fails here), opens pools at start-up."""
+    """The gateway app; reads the manifest now (a bad one fails here), opens pools at start-up.
+
+    ``cluster``: this worker's siblings when ``GATEWAY_WORKERS`` > 1 (:mod:`.workers`).
+    """
     models = load_models(settings.manifest)
     check_against_models(settings, models)
     needed: set[str] = {str(b) for m in models for b in settings.serving(m)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        plane = DataPlane(settings, models, clients(settings, needed), rng=rng)
+        plane = DataPlane(settings, models, clients(settings, needed), rng=rng, cluster=cluster)
         app.state.plane = plane
+        if cluster is not None:
+            await cluster.start(plane.local_dump, plane.reset_local)
         if settings.torch_key_file is None and needed & {"torch", "torch_ort"}:
             log.warning("GATEWAY_TORCH_KEY_FILE is unset: TorchServe requests carry no token")
         grpc_server = v2.GrpcServer(settings, plane, app.version) if settings.grpc_port else None
@@ -48,6 +58,8 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(GRPC_GRACE_S)
+            if cluster is not None:
+                await cluster.stop()
             await plane.close()
 
     app = FastAPI(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from ..errors import BackendOverloadedError, BadBackendResponseError
+from ..errors import BackendCutOffError, BackendOverloadedError
 from .transport import HttpAnswer, HttpLimits, Transport
 
 
@@ -163,7 +163,7 @@ class H1Transport(Transport):
                         continue
                     if conn.received == 0:
                         raise self._unavailable(exc) from None
-                    raise BadBackendResponseError(
+                    raise BackendCutOffError(
                         f"backend {self.backend} broke off its answer: {type(exc).__name__}: {exc}", self.backend
                     ) from None
                 except BaseException:
