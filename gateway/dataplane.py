@@ -280,9 +280,11 @@ class DataPlane:
                     self.metrics.hedges.labels(model.name, "none", "denied").inc()
             return await self._first_good(model, payload, tasks, primary, rest)
         finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
+            losers = [task for task in tasks if not task.done()]
+            for task in losers:
+                task.cancel()
+            if losers:  # let them unwind (connection closed, in-flight count released) before answering
+                await asyncio.wait(losers)
 
     async def _first_good(
         self,
