@@ -38,7 +38,7 @@ async def test_a_reset_or_cut_off_call_is_retried_on_the_next_backend(
     mode: str, fake: Fake, settings_for: Callable[..., Settings]
 ) -> None:
     fake.modes["torch"] = mode
-    async with gateway(settings_for(fake, policies=FAILOVER)) as (client, plane):
+    async with gateway(settings_for(fake, policies=FAILOVER)) as (client, _plane):
         resp = await client.post("/v1/models/mlp/predict", json=BODY)
         stats = (await client.get("/v1/stats")).json()
         metrics = (await client.get("/metrics")).text
@@ -80,7 +80,7 @@ async def test_the_retry_budget_stops_retries(fake: Fake, settings_for: Callable
 async def test_failover_past_a_shed_backend_needs_no_budget(fake: Fake, settings_for: Callable[..., Settings]) -> None:
     fake.modes["torch"] = "hang"
     settings = settings_for(fake, policies=FAILOVER, max_concurrency=1, retry_budget=0.0, retry_budget_min=0)
-    async with gateway(settings) as (client, plane):
+    async with gateway(settings) as (client, _plane):
         held = asyncio.create_task(client.post("/v1/models/mlp/predict", json=BODY))
         await fake.started.wait()
         moved = await client.post("/v1/models/mlp/predict", json=BODY)  # torch is full: never sent there
@@ -165,13 +165,12 @@ async def test_a_shed_request_is_answered_before_its_body_is_read(
 ) -> None:
     fake.modes["torch"] = "hang"
     settings = settings_for(fake, port=free_port(), max_concurrency=1)
-    async with _served(settings) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            held = asyncio.create_task(client.post("/v1/models/mlp/predict", json=BODY))
-            await fake.started.wait()
-            answer = await asyncio.to_thread(_send_headers_and_some_body, settings.port, 10_000_000)
-            fake.release.set()
-            assert (await held).status_code == 200
+    async with _served(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        held = asyncio.create_task(client.post("/v1/models/mlp/predict", json=BODY))
+        await fake.started.wait()
+        answer = await asyncio.to_thread(_send_headers_and_some_body, settings.port, 10_000_000)
+        fake.release.set()
+        assert (await held).status_code == 200
     status, _, rest = answer.partition(b"\r\n")
     assert status == b"HTTP/1.1 503 Service Unavailable"
     assert b"retry-after: 1" in rest.lower()
