@@ -59,6 +59,9 @@ class AimdLimit:
     def drop(self) -> None:
         self.value = max(float(self.minimum), self.value * self.backoff)
 
+    def restart(self) -> None:
+        self.value = float(self.minimum)
+
 
 class CircuitBreaker:
     """Per-backend breaker; ``clock`` is injectable for tests, ``probe`` checks readiness when the cooldown ends."""
@@ -81,6 +84,8 @@ class CircuitBreaker:
         self.opened_at: float | None = None
         self.probing = False
         self.probes = 0
+        #: called when a probe closes the circuit (the guard restarts its limit from the minimum)
+        self.on_close: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -143,6 +148,8 @@ class CircuitBreaker:
                 self.probing = False
             if ready:
                 self.close()
+                if self.on_close is not None:
+                    self.on_close()
             else:
                 self.opened_at = self.clock()
 
@@ -162,6 +169,7 @@ class Guard:
         self.breaker = breaker
         self.retry_after_s = retry_after_s
         self.in_flight = 0
+        breaker.on_close = limit.restart  # slow start: a backend back from the dead gets the minimum first
         #: called with the in-flight count after every change (the metrics' gauge)
         self.on_change: Callable[[int], None] = lambda n: None
 
