@@ -14,6 +14,7 @@ from .cluster import Cluster
 from .config import Settings, check_against_models
 from .dataplane import DataPlane
 from .errors import add_exception_handlers
+from .fastpath import FastPath
 from .models import load_models
 from .protocol import v2
 from .routes import router
@@ -76,5 +77,6 @@ def create_app(
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(FastPath)  # added first: it runs inside the API key check
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     #: worker processes, each with its own SO_REUSEPORT socket; stats and metrics are merged across them
     workers: int = Field(default=1, ge=1, le=64)
     max_concurrency: int = Field(default=512, gt=0, description="ceiling of the adaptive in-flight limit per backend")
-    min_concurrency: int = Field(default=16, gt=0, description="floor (and start) of the adaptive in-flight limit")
+    min_concurrency: int = Field(default=64, gt=0, description="floor (and start) of the adaptive in-flight limit")
     slow_call_s: float = Field(default=1.0, gt=0, description="a call slower than this shrinks the in-flight limit")
     pool_size: int = Field(default=512, gt=0, description="open connections per backend")
     connect_timeout_s: float = Field(default=1.0, gt=0)

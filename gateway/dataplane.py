@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from prometheus_client import Gauge
 
 from contract.manifest import ModelEntry
 from contract.tensors import OutputError, check_output_arrays, read_outputs
@@ -105,6 +106,7 @@ class DataPlane:
             m: Budget(c.hedge.max_share, settings.retry_budget_window_s) for m, c in self.configs.items() if c.hedge
         }
         self._hedge_delays: dict[tuple[str, str], tuple[float, float | None]] = {}
+        self._gauges: dict[str, tuple[Gauge, Gauge]] = {}
         self.guards = {name: self._guard(name) for name in clients}
         self.shadow = ShadowRunner(settings.shadow_max_concurrency)
         for name in self.guards:
@@ -128,12 +130,24 @@ class DataPlane:
         )
         gauge = self.metrics.in_flight.labels(name)
         guard.on_change = lambda n: gauge.set(n)
+
+        def closed() -> None:  # a probe closed the circuit: slow start, and say so in /metrics at once
+            guard.limiter.restart()
+            self._publish(name)
+
+        guard.breaker.on_close = closed
         return guard
 
     def _publish(self, backend: str) -> None:
         guard = self.guards[backend]
-        self.metrics.limit.labels(backend).set(guard.max_in_flight)
-        self.metrics.breaker_open.labels(backend).set(float(guard.breaker.state != "closed"))
+        gauges = self._gauges.get(backend)
+        if gauges is None:
+            gauges = self._gauges[backend] = (
+                self.metrics.limit.labels(backend),
+                self.metrics.breaker_open.labels(backend),
+            )
+        gauges[0].set(guard.max_in_flight)
+        gauges[1].set(float(guard.breaker.state != "closed"))
 
     # -- lookups ----------------------------------------------------------------------
 
