@@ -42,21 +42,42 @@ def _timeout_answer(timeout_s: float) -> bytes:
 
 
 class _LingeringTransport:
-    """The transport uvicorn writes to; ``close()`` lingers while the request body is still arriving."""
+    """The transport uvicorn writes to: one socket write per answer, and ``close()`` lingers while the request
+    body is still arriving.
 
-    __slots__ = ("_protocol", "_transport")
+    uvicorn writes an answer's status line and headers, then its body, in two writes, so two
+    sends and two TCP segments per answer; here the head is held until the body follows (in
+    the same turn of the event loop), or until the end of that turn: one send.
+    """
+
+    __slots__ = ("_head", "_protocol", "_transport")
 
     def __init__(self, transport: asyncio.Transport, protocol: HeaderTimeoutProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._head: bytes | None = None
 
     def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data = self._head + data
+            self._head = None
+        elif data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n"):
+            self._head = data
+            self._protocol.loop.call_soon(self.flush)
+            return
         self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def close(self) -> None:
+        self.flush()
         if not self._protocol.linger():
             self._transport.close()
 
@@ -158,7 +179,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm()  # a request is still being answered; judge the next one after it
             return
-        self.transport.write(_timeout_answer(self.header_timeout_s))
+        self._raw.write(_timeout_answer(self.header_timeout_s))
         self._raw.close()
 
 
@@ -172,6 +193,7 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         http=header_timeout_protocol(settings.header_timeout_s),  # httptools, header timeout, lingering close
         log_level=settings.log_level,
         access_log=False,
+        proxy_headers=False,  # nothing in front of it that the gateway trusts; one ASGI layer less per request
         timeout_graceful_shutdown=10,
     )
 
