@@ -14,7 +14,7 @@ from .cluster import Cluster
 from .config import Settings, check_against_models
 from .dataplane import DataPlane
 from .errors import add_exception_handlers
-from .fastpath import FastPath
+from .fastpath import GatewayApp
 from .models import load_models
 from .protocol import v2
 from .routes import router
@@ -63,7 +63,7 @@ def create_app(
                 await cluster.stop()
             await plane.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="duoserve gateway",
         version="0.1.0",
         description="One API over TorchServe and TF Serving that routes, compares and measures every request.",
@@ -76,7 +76,7 @@ def create_app(
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    app.add_middleware(FastPath)  # added first: it runs inside the API key check
+def _add_middleware(app: GatewayApp, settings: Settings) -> None:
     if settings.api_key is not None:
+        app.api_key = settings.api_key.get_secret_value().encode()  # the inference routes check it themselves
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

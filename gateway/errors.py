@@ -211,9 +211,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
+def internal_error(request: Request, exc: Exception) -> Response:
+    """A logged 500 for anything unexpected (the traceback goes to the log, not to the caller)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return internal_error(request, exc)
 
 
 def add_exception_handlers(app: FastAPI) -> None:
