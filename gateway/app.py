@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .backends import BackendClient, build_backends
+from .cluster import Cluster
 from .config import Settings, check_against_models
 from .dataplane import DataPlane
 from .errors import add_exception_handlers
+from .fastpath import GatewayApp
 from .models import load_models
 from .protocol import v2
 from .routes import router
@@ -27,17 +29,26 @@ GRPC_GRACE_S = 10.0
 
 
 def create_app(
-    settings: Settings, *, clients: ClientFactory = build_backends, rng: random.Random | None = None
+    settings: Settings,
+    *,
+    clients: ClientFactory = build_backends,
+    rng: random.Random | None = None,
+    cluster: Cluster | None = None,
 ) -> FastAPI:
-    """The gateway app; reads the manifest now (a bad one fails here), opens pools at start-up."""
+    """The gateway app; reads the manifest now (a bad one fails here), opens pools at start-up.
+
+    ``cluster``: this worker's siblings when ``GATEWAY_WORKERS`` > 1 (:mod:`.workers`).
+    """
     models = load_models(settings.manifest)
     check_against_models(settings, models)
     needed: set[str] = {str(b) for m in models for b in settings.serving(m)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        plane = DataPlane(settings, models, clients(settings, needed), rng=rng)
+        plane = DataPlane(settings, models, clients(settings, needed), rng=rng, cluster=cluster)
         app.state.plane = plane
+        if cluster is not None:
+            await cluster.start(plane.local_dump, plane.reset_local)
         if settings.torch_key_file is None and needed & {"torch", "torch_ort"}:
             log.warning("GATEWAY_TORCH_KEY_FILE is unset: TorchServe requests carry no token")
         grpc_server = v2.GrpcServer(settings, plane, app.version) if settings.grpc_port else None
@@ -48,9 +59,11 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(GRPC_GRACE_S)
+            if cluster is not None:
+                await cluster.stop()
             await plane.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="duoserve gateway",
         version="0.1.0",
         description="One API over TorchServe and TF Serving that routes, compares and measures every request.",
@@ -63,6 +76,7 @@ def create_app(
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: GatewayApp, settings: Settings) -> None:
     if settings.api_key is not None:
+        app.api_key = settings.api_key.get_secret_value().encode()  # the inference routes check it themselves
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

@@ -40,6 +40,35 @@ class ShadowConfig(_Strict):
     share: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+#: the live percentiles a hedge may wait for
+HEDGE_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+
+
+class HedgeConfig(_Strict):
+    """Send the same request to the policy's next backend when the first has not answered ``after``.
+
+    ``after``: a percentile of the first backend's live latency for the model (``"p95"``; p50,
+    p90, p95, p99) or a fixed time in ms. At most ``max_share`` of the model's requests over
+    the retry budget's window are hedged. The first good answer wins; the other is cancelled.
+    """
+
+    after: float | str = "p95"
+    max_share: float = Field(default=0.05, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _after(self) -> HedgeConfig:
+        if isinstance(self.after, str):
+            if self.after not in HEDGE_PERCENTILES:
+                raise ValueError(f'hedge "after" must be one of {", ".join(HEDGE_PERCENTILES)} or a time in ms')
+        elif self.after <= 0:
+            raise ValueError('hedge "after" in ms must be positive')
+        return self
+
+    def percentile(self) -> float | None:
+        """The live percentile to wait for, or None for a fixed time."""
+        return HEDGE_PERCENTILES[self.after] if isinstance(self.after, str) else None
+
+
 class PolicyConfig(_Strict):
     """How one model's requests are routed.
 
@@ -47,7 +76,10 @@ class PolicyConfig(_Strict):
     - ``weighted``: ``weights`` (backend -> non-negative share).
     - ``fastest``: lowest EWMA latency of two random candidates (``backends``, default all),
       with ``probe_share`` of requests sent to a uniformly random one so no backend starves.
-    - ``failover``: ``order``; the next one only when the previous failed before answering.
+    - ``failover``: ``order``; the next one only when the previous one failed.
+
+    Every policy but ``fixed`` has a next backend for a retry (a refused, reset or cut-off
+    call) and, with ``hedge``, for a hedged request.
     """
 
     policy: Literal["fixed", "weighted", "fastest", "failover"] = "fixed"
@@ -58,6 +90,7 @@ class PolicyConfig(_Strict):
     probe_share: float = Field(default=0.05, ge=0.0, le=1.0)
     alpha: float = Field(default=0.2, gt=0.0, le=1.0)
     shadow: ShadowConfig | None = None
+    hedge: HedgeConfig | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> PolicyConfig:
@@ -67,6 +100,8 @@ class PolicyConfig(_Strict):
             raise ValueError('policy "weighted" needs "weights" with a positive total')
         if self.policy == "failover" and not self.order:
             raise ValueError('policy "failover" needs a non-empty "order"')
+        if self.hedge is not None and self.policy == "fixed":
+            raise ValueError('"hedge" needs a second backend: use "failover", "weighted" or "fastest"')
         return self
 
     def named_backends(self) -> set[str]:
@@ -114,14 +149,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0, description="whole request body must arrive within this")
     header_timeout_s: float = Field(default=10.0, gt=0, description="request line and headers must arrive within this")
-    max_concurrency: int = Field(default=64, gt=0, description="in-flight requests per backend before shedding")
-    pool_size: int = Field(default=100, gt=0, description="open connections per backend")
+    #: worker processes, each with its own SO_REUSEPORT socket; stats and metrics are merged across them
+    workers: int = Field(default=1, ge=1, le=64)
+    max_concurrency: int = Field(default=512, gt=0, description="ceiling of the adaptive in-flight limit per backend")
+    min_concurrency: int = Field(default=64, gt=0, description="floor (and start) of the adaptive in-flight limit")
+    slow_call_s: float = Field(default=1.0, gt=0, description="a call slower than this shrinks the in-flight limit")
+    pool_size: int = Field(default=512, gt=0, description="open connections per backend")
     connect_timeout_s: float = Field(default=1.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     ready_timeout_s: float = Field(default=1.0, gt=0)
     retry_after_s: int = Field(default=1, ge=0)
     breaker_failures: int = Field(default=5, gt=0)
     breaker_cooldown_s: float = Field(default=2.0, gt=0)
+    #: the breaker's readiness probe (after each cooldown) must answer within this
+    probe_timeout_s: float = Field(default=0.5, gt=0)
+    #: retries (refused, reset, cut off) as a share of requests over the window; 0 turns retries off
+    retry_budget: float = Field(default=0.2, ge=0.0, le=1.0)
+    retry_budget_window_s: float = Field(default=10.0, gt=0)
+    #: retries always allowed per window on top of the share (a quiet gateway can still retry)
+    retry_budget_min: int = Field(default=10, ge=0)
     shadow_max_concurrency: int = Field(default=4, ge=0)
     stats_window_s: float = Field(default=60.0, gt=0)
 
@@ -140,6 +186,8 @@ class Settings(BaseSettings):
             if self.backends is not None and model not in self.backends:
                 raise ValueError(f"{env_name('policies')}: model {model!r} is not in {env_name('backends')}")
             serving = set(self.serving(model))
+            if policy.hedge is not None and len(policy.named_backends() or serving) < 2:
+                raise ValueError(f'{env_name("policies")}: model {model!r}: "hedge" needs two backends in its policy')
             missing = policy.named_backends() - serving
             if missing:
                 raise ValueError(

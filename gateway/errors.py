@@ -15,7 +15,8 @@ fault it is::
     └── BackendError .................................. 502  carries ``backend`` (also in the body)
         ├── BackendRejectedError ...................... 4xx  the backend's own status and message
         ├── BadBackendResponseError ................... 502  non-JSON, no predictions, wrong shape,
-        │                                                    5xx, or TorchServe refused a fresh token
+        │   │                                                5xx, or TorchServe refused a fresh token
+        │   └── BackendCutOffError .................... 502  the connection broke in the middle of the answer
         ├── BackendTimeoutError ....................... 504  no answer within the read timeout
         └── BackendUnavailableError ................... 503 + Retry-After  refused/reset before answering
             ├── BackendOverloadedError ................ 503 + Retry-After  our in-flight limit, or its 503/429
@@ -23,8 +24,11 @@ fault it is::
 
     anything else ..................................... 500  {"detail": "internal error"}, traceback logged
 
-``BackendUnavailableError`` (and only it) lets the ``failover`` policy try the next backend:
-the request never reached a model, so repeating it elsewhere cannot double its effect.
+Inference is a pure function, so a request may be repeated elsewhere without doubling any
+effect. The data plane moves on to the policy's next backend after a
+``BackendUnavailableError`` (refused or reset before answering; shed or circuit open, which
+never reached the backend) and after a ``BackendCutOffError`` (cut off mid-answer); the
+ones that reached a backend (``retryable``) are retries, bounded by the retry budget.
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ class PayloadTooLargeError(RequestError):
     status = 413
     kind = "too_large"
 
+    def headers(self) -> dict[str, str]:
+        # a body over the byte limit is not wanted: close after a lingering read (gateway.server)
+        return {"Connection": "close"} if "limit" in self.extra else {}
+
 
 class UnsupportedMediaTypeError(RequestError):
     status = 415
@@ -107,6 +115,10 @@ class BackendError(GatewayError):
 
     status = 502
     kind = "backend_error"
+    #: counts towards opening the circuit breaker
+    connection_failure = False
+    #: a transport failure after the request went out: moving on to another backend is a budgeted retry
+    retryable = False
 
     def __init__(self, detail: str, backend: str, **extra: object) -> None:
         super().__init__(detail, backend=backend, **extra)
@@ -131,9 +143,19 @@ class BadBackendResponseError(BackendError):
     kind = "bad_response"
 
 
+class BackendCutOffError(BadBackendResponseError):
+    """The backend began to answer, then the connection broke (it stopped or was killed)."""
+
+    kind = "cut_off"
+    #: a transport failure after the request went out: worth a retry elsewhere, and counts for the breaker
+    retryable = True
+    connection_failure = True
+
+
 class BackendTimeoutError(BackendError):
     status = 504
     kind = "timeout"
+    connection_failure = True
 
 
 class BackendUnavailableError(BackendError):
@@ -143,6 +165,8 @@ class BackendUnavailableError(BackendError):
     kind = "unavailable"
     #: counts towards opening the circuit breaker (a refused or reset connection does)
     connection_failure = True
+    #: the request went out (or tried to): moving on is a retry, paid from the retry budget
+    retryable = True
 
     def __init__(self, detail: str, backend: str, retry_after_s: float = 1.0) -> None:
         super().__init__(detail, backend)
@@ -153,13 +177,17 @@ class BackendUnavailableError(BackendError):
 
 
 class BackendOverloadedError(BackendUnavailableError):
+    """Our in-flight limit shed it (never sent), or the backend itself answered 503/429."""
+
     kind = "overloaded"
     connection_failure = False
+    retryable = False
 
 
 class CircuitOpenError(BackendUnavailableError):
     kind = "circuit_open"
     connection_failure = False
+    retryable = False
 
 
 def error_response(exc: GatewayError) -> JSONResponse:
@@ -183,9 +211,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
+def internal_error(request: Request, exc: Exception) -> Response:
+    """A logged 500 for anything unexpected (the traceback goes to the log, not to the caller)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return internal_error(request, exc)
 
 
 def add_exception_handlers(app: FastAPI) -> None:

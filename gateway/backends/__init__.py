@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from .base import BackendClient, BackendResult, Readiness
-from .guard import CircuitBreaker, Guard
+from .guard import AimdLimit, CircuitBreaker, Guard
 from .h1 import H1Transport
 from .tf_grpc import TFGrpcClient
 from .tf_rest import TFRestClient
@@ -17,6 +17,7 @@ from .torchserve import TorchServeClient
 from .transport import AiohttpTransport, HttpLimits, HttpxTransport, Transport
 
 __all__ = [
+    "AimdLimit",
     "BackendClient",
     "BackendResult",
     "CircuitBreaker",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from contract.manifest import ModelEntry
 
@@ -67,6 +68,11 @@ class BackendClient(abc.ABC):
 
 
 def decode_json(raw: bytes, backend: str) -> Any:
+    """A backend's JSON: orjson, and json for what orjson refuses (NaN, huge numbers), as before."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):

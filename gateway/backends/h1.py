@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from ..errors import BackendOverloadedError, BadBackendResponseError
+from ..errors import BackendCutOffError, BackendOverloadedError
 from .transport import HttpAnswer, HttpLimits, Transport
 
 
@@ -81,18 +81,29 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def exchange(self, request: bytes) -> HttpAnswer:
+    async def exchange(self, request: bytes, timeout_s: float) -> HttpAnswer:
+        """Send ``request``; TimeoutError when the whole answer has not come within ``timeout_s``."""
         assert self.transport is not None
         self.received = 0
         self._headers = {}
         self._body = []
         self._until_eof = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[HttpAnswer] = loop.create_future()
+        self.waiter = waiter
+        # a bare timer, not asyncio.timeout(): one TimerHandle per exchange is the cheapest deadline
+        timer = loop.call_later(timeout_s, _expire, waiter)
         self.transport.write(request)
         try:
-            return await self.waiter
+            return await waiter
         finally:
+            timer.cancel()
             self.waiter = None
+
+
+def _expire(waiter: asyncio.Future[HttpAnswer]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class H1Transport(Transport):
@@ -108,6 +119,7 @@ class H1Transport(Transport):
         self.host_header = parts.netloc.encode()
         self.idle: deque[_Connection] = deque()
         self.slots = asyncio.Semaphore(limits.pool_size)
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], bytes] = {}
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -119,28 +131,37 @@ class H1Transport(Transport):
         return conn
 
     def _encode(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None) -> bytes:
-        parts = urlsplit(url)
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + self.host_header]
-        lines.extend(f"{k}: {v}".encode("latin-1") for k, v in (headers or {}).items())
+        key = (method, url, tuple(headers.items()) if headers else ())
+        head = self._heads.get(key)
+        if head is None:
+            parts = urlsplit(url)
+            path = parts.path + ("?" + parts.query if parts.query else "")
+            lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + self.host_header]
+            lines.extend(f"{k}: {v}".encode("latin-1") for k, v in key[2])
+            head = b"\r\n".join(lines) + b"\r\n"
+            if len(self._heads) < 1024:  # a few URLs and header sets per backend; bounded all the same
+                self._heads[key] = head
         payload = body or b""
         if body is not None or method == "POST":
-            lines.append(b"Content-Length: " + str(len(payload)).encode())
-        return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+            return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(payload), payload)
+        return head + b"\r\n"
 
     async def request(
         self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> HttpAnswer:
         request = self._encode(method, url, body, headers)
-        try:  # waiting for a pooled connection is bounded like connecting is
-            async with asyncio.timeout(self.limits.connect_timeout_s):
-                await self.slots.acquire()
-        except TimeoutError:
-            raise BackendOverloadedError(
-                f"backend {self.backend}: all {self.limits.pool_size} pooled connections stayed busy",
-                self.backend,
-                self.limits.retry_after_s,
-            ) from None
+        if self.slots.locked():
+            try:  # waiting for a pooled connection is bounded like connecting is
+                async with asyncio.timeout(self.limits.connect_timeout_s):
+                    await self.slots.acquire()
+            except TimeoutError:
+                raise BackendOverloadedError(
+                    f"backend {self.backend}: all {self.limits.pool_size} pooled connections stayed busy",
+                    self.backend,
+                    self.limits.retry_after_s,
+                ) from None
+        else:
+            await self.slots.acquire()  # free: returns at once
         retried = False
         try:
             while True:
@@ -149,8 +170,7 @@ class H1Transport(Transport):
                 reused = bool(self.idle) and not retried
                 conn = self.idle.pop() if reused else await self._connect()
                 try:
-                    async with asyncio.timeout(self.limits.read_timeout_s):
-                        answer = await conn.exchange(request)
+                    answer = await conn.exchange(request, self.limits.read_timeout_s)
                 except TimeoutError:
                     conn.close()
                     raise self._timeout() from None
@@ -163,7 +183,7 @@ class H1Transport(Transport):
                         continue
                     if conn.received == 0:
                         raise self._unavailable(exc) from None
-                    raise BadBackendResponseError(
+                    raise BackendCutOffError(
                         f"backend {self.backend} broke off its answer: {type(exc).__name__}: {exc}", self.backend
                     ) from None
                 except BaseException:

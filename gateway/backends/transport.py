@@ -6,7 +6,7 @@ selectable (``GATEWAY_HTTP_CLIENT``) so the comparison can be re-run. The factor
 in the package (:func:`gateway.backends.make_transport`), so this interface module
 imports none of its implementations. Both map their failures onto the same gateway errors:
 a refused/reset connection or connect timeout -> BackendUnavailableError (before answering),
-a read timeout -> BackendTimeoutError, a broken answer -> BadBackendResponseError.
+a read timeout -> BackendTimeoutError, an answer cut off midway -> BackendCutOffError.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 import httpx
 
-from ..errors import BackendTimeoutError, BackendUnavailableError, BadBackendResponseError
+from ..errors import BackendCutOffError, BackendTimeoutError, BackendUnavailableError, BadBackendResponseError
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class AiohttpTransport(Transport):
                 try:
                     raw = await resp.read()
                 except aiohttp.ClientPayloadError as exc:
-                    raise BadBackendResponseError(
+                    raise BackendCutOffError(
                         f"backend {self.backend} sent a broken body: {exc}", self.backend
                     ) from None
                 return HttpAnswer(resp.status, raw, dict(resp.headers))

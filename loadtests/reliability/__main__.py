@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--during", type=float, default=10.0, help="seconds each proxy fault lasts")
     parser.add_argument("--soak-s", type=float, default=600.0)
     parser.add_argument("--soak-share", type=float, default=0.7, help="soak load as a share of capacity")
+    parser.add_argument("--hedge", action="store_true", help="the fault rows with hedging (after p99, max 5 %%)")
     args = parser.parse_args(argv)
     try:
         stack = StackInfo.read(args.stack)
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reliability: capacity through the gateway {caps}", flush=True)
         print(f"reliability: fault load {rate:g} req/s", flush=True)
         for kind in args.faults.split(","):
-            rows.append(fault(stack, kind, logs, rate=rate, during_s=args.during, after_s=30 if kind == "kill" else 10))
+            after_s = 30 if kind == "kill" else 10
+            rows.append(fault(stack, kind, logs, rate=rate, during_s=args.during, after_s=after_s, hedge=args.hedge))
             print(markdown(rows[-1:]), flush=True)
     if args.what in ("overload", "all"):
         rows.append(overload(stack, logs))

@@ -41,6 +41,8 @@ from .monitor import Watch
 
 FAULTS = ("latency", "reset", "blackhole", "down", "kill")
 FAILOVER = {"digits": {"policy": "failover", "order": ["torch", "tf"]}}
+#: ``--hedge``: the same, with a hedge to tf when torch has not answered by its live p99 (at most 5 % of requests)
+HEDGE = {"after": "p99", "max_share": 0.05}
 MODEL = "digits"
 
 
@@ -175,13 +177,15 @@ def fault(
     after_s: float = 10.0,
     latency_s: float = 0.2,
     read_timeout_s: float = 2.0,
+    hedge: bool = False,
 ) -> Row:
     """One fault on TorchServe (``latency``, ``reset``, ``blackhole``, ``down`` via the proxy; ``kill``: the real
     server stopped, then restarted with ``python -m stack restart``) under ``rate`` req/s with the failover policy."""
     with FaultProxy(stack.torch_port) as proxy:
+        policies = {MODEL: {**FAILOVER[MODEL], "hedge": HEDGE}} if hedge else FAILOVER
         env = {
             "GATEWAY_TORCH_URL": proxy.url,
-            "GATEWAY_POLICIES": json.dumps(FAILOVER),
+            "GATEWAY_POLICIES": json.dumps(policies),
             "GATEWAY_READ_TIMEOUT_S": str(read_timeout_s),
         }
         with gateway(stack, log_dir, **env) as gw:
@@ -216,7 +220,9 @@ def fault(
                 backend="torch",
             )
             during = between(run.samples, fault_start, fault_end)
-            load = f"{rate:g} req/s open loop, digits x1, failover torch->tf"
+            load = f"{rate:g} req/s open loop, digits x1, failover torch->tf" + (
+                f", hedge after {HEDGE['after']} (max {HEDGE['max_share']:.0%})" if hedge else ""
+            )
             desc = {
                 "latency": f"+{latency_s * 1000:g} ms on every TorchServe answer",
                 "reset": "TorchServe connections reset",
@@ -225,7 +231,7 @@ def fault(
                 "kill": "TorchServe killed (SIGTERM), restarted with `python -m stack restart`",
             }[kind]
             return _row(
-                kind,
+                kind + (" (hedged)" if hedge else ""),
                 load,
                 f"{desc}, {during_s:g} s" if kind != "kill" else desc,
                 run,
@@ -240,6 +246,8 @@ def fault(
                     "statuses": _statuses(run),
                     "fault_s": round(fault_end - fault_start, 2),
                     "proxy": asdict(proxy.counters),
+                    "p99_ms_during_fault": round(percentile_ms(during, 99), 1),
+                    "gateway_events": _events(gw.url),
                 },
             )
 
@@ -252,6 +260,17 @@ def _restart(stack: StackInfo, service: str) -> None:
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"restart {service} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def _events(url: str) -> dict[str, Any]:
+    """The gateway's retry and hedge counts (``/v1/stats``) at the end of the run."""
+    import httpx
+
+    try:
+        events: dict[str, Any] = httpx.get(f"{url}/v1/stats", timeout=5).json().get("events", {})
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return events
 
 
 def _statuses(run: Run) -> dict[str, int]:

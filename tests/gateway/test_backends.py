@@ -100,7 +100,11 @@ async def test_configured_timeouts_and_pool_limits_reach_the_aiohttp_client(
             assert isinstance(connector, aiohttp.TCPConnector)
             assert connector.limit == 13
             assert connector.limit_per_host == 13
-        assert plane.guards["tf"].max_in_flight == settings.max_concurrency
+        limiter = plane.guards["tf"].limiter
+        assert (limiter.minimum, limiter.maximum) == (settings.min_concurrency, settings.max_concurrency)
+        assert limiter.slow_s == settings.slow_call_s
+        assert plane.guards["tf"].breaker.probe_timeout_s == settings.probe_timeout_s
+        assert (plane.retry_budget.share, plane.retry_budget.window_s) == (0.2, 10.0)
         assert plane.guards["tf"].breaker.threshold == settings.breaker_failures
         sessions = [plane.clients[n].transport.session for n in ("torch", "tf")]  # type: ignore[attr-defined]
     assert all(s.closed for s in sessions)  # the lifespan closed the pools

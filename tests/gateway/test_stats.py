@@ -68,3 +68,38 @@ def test_reset_and_errors_by_class() -> None:
     assert snap["server"] == "duoserve-compat"
     stats.reset()
     assert stats.snapshot()["models"] == {}
+
+
+def test_merged_dumps_equal_one_process_that_saw_everything() -> None:
+    clock = Clock()
+    whole = Stats(window_s=60, clock=clock)
+    parts = [Stats(window_s=60, clock=clock), Stats(window_s=60, clock=clock)]
+    for i, ms in enumerate(range(1, 1001)):
+        for stats in (whole, parts[i % 2]):
+            stats.record("mlp", "torch", ms / 1000, "torchserve")
+        if i % 100 == 0:
+            for stats in (whole, parts[i % 2]):
+                stats.record_error("mlp", "tf", "timeout")
+                stats.count("mlp", "retries")
+        if i == 500:
+            clock.now += 25  # the records span several window slots
+    clock.now += 5
+    merged = Stats.merged([p.dump() for p in parts], window_s=60, clock=clock)
+    got, want = merged.snapshot(), whole.snapshot()
+    assert got["models"] == want["models"]
+    assert (
+        got["events"]
+        == want["events"]
+        == {
+            "mlp": {
+                "retries": 10,
+                "retries_denied": 0,
+                "hedges": 0,
+                "hedges_won": 0,
+                "hedges_denied": 0,
+                "cancelled": 0,
+            }
+        }
+    )
+    assert got["models"]["mlp"]["torch"]["since_reset"]["count"] == 1000
+    assert got["models"]["mlp"]["tf"]["window"]["errors"] == {"timeout": 10}

@@ -112,3 +112,25 @@ async def test_v2_requests_reach_tf_over_grpc_even_when_v1_uses_rest(
     assert [path for _, path, _ in fake.requests] == ["/v1/models/digits:predict"]  # only /v1 went over REST
     assert described["protocol"] == "rest"
     assert described["binary"]["protocol"] == "grpc"
+
+
+async def test_a_binary_request_to_tf_never_builds_torchserves_body(grpc_target: tuple[str, dict[str, str]]) -> None:
+    """The Open Inference Protocol's binary layout is for TorchServe's handler; TF gets the arrays over gRPC."""
+    from gateway.backends.tf_grpc import TFGrpcClient
+    from gateway.payload import Payload
+
+    from .conftest import entry
+
+    def never() -> tuple[bytes, int]:
+        raise AssertionError("TorchServe's binary body was built for a TF request")
+
+    x = np.asarray(instances("digits", 2), dtype=np.float32)
+    payload = Payload(None, {"x": x}, 2, "row", None, encode=never)
+    client = TFGrpcClient("tf", grpc_target[0], connect_timeout_s=1.0, read_timeout_s=5.0, retry_after_s=1.0)
+    try:
+        result = await client.predict(entry("digits"), payload)
+    finally:
+        await client.close()
+    assert payload.binary
+    assert result.outputs is not None
+    np.testing.assert_allclose(result.outputs["probabilities"], outputs("digits", x.tolist()))

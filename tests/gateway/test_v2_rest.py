@@ -154,13 +154,13 @@ async def test_backend_choice_errors(fake: Fake, settings_for: Callable[..., Set
     body = _json_body(_x(1))
     async with gateway(settings_for(fake, backends={"digits": ["torch"], "mlp": ["torch"]})) as (client, _):
         conflict = await client.post(
-            "/v2/models/digits/infer", json={**body, "parameters": {"backend": "torch"}}, headers={"X-Backend": "tf"}
+            "/v2/models/digits/infer", json={**body, "parameters": {"backend": "tf"}}, headers={"X-Backend": "torch"}
         )
         unknown = await client.post("/v2/models/digits/infer", json=body, headers={"X-Backend": "tf"})
         not_text = await client.post("/v2/models/digits/infer", json={**body, "parameters": {"backend": 3}})
     assert (conflict.status_code, conflict.json()) == (
         400,
-        {"error": "parameter backend asks for 'torch' but X-Backend says 'tf'"},
+        {"error": "parameter backend asks for 'tf' but X-Backend says 'torch'"},
     )
     assert (unknown.status_code, unknown.json()) == (
         400,

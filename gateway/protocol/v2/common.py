@@ -85,9 +85,10 @@ def requested_backend(parameter: Any, header: str | None) -> str | None:
 
 
 def payload(request: InferRequest, entry: ModelEntry, backend: str | None) -> Payload:
-    """The binary payload the backends get: arrays for TF's gRPC, the binary layout for TorchServe."""
-    body, length = rest_request(request.arrays, entry)
-    return Payload(body, request.arrays, request.rows, "row", backend, header_length=length)
+    """The binary payload the backends get: arrays for TF's gRPC, the binary layout for TorchServe (encoded
+    only when a TorchServe backend asks for it)."""
+    arrays = request.arrays
+    return Payload(None, arrays, request.rows, "row", backend, encode=lambda: rest_request(arrays, entry))
 
 
 @dataclass(frozen=True)

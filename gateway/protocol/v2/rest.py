@@ -117,6 +117,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             raise UnsupportedMediaTypeError(f"Content-Encoding {encoding[:24]!r} is not supported; send the body as is")
+        plane.admit(entry.name, request.headers.get("x-backend"))  # shed before the body is read, as /v1 does
         raw = await read_body(request, plane.settings.max_body_bytes, plane.settings.body_timeout_s)
         try:
             checked = read_rest_request(raw, request.headers.get(HEADER_LENGTH), entry)
