@@ -16,7 +16,10 @@ Cells are min / median / max over ``--repeats``; the goals of issue 15 are judge
 medians. ``--pin`` puts the proxies on CPU 1 and TorchServe, the TF server and wrk on CPU
 0 (``sched_setaffinity``, as ``taskset`` does), so a proxy has a core of its own.
 ``--profile`` then samples the first gateway target with py-spy during one more run and
-prints where its CPU goes. Not a test.
+prints where its CPU goes. ``--floor`` adds uvicorn (uvloop, httptools, as the gateway runs
+it) answering a constant from a bare ASGI app, with no backend behind it: the CPU a Python
+ASGI server spends per request before any proxying, the floor under every gateway variant.
+Not a test.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
@@ -133,6 +137,37 @@ def gateway(info: StackInfo, variant: str, model: str, directory: Path) -> Itera
         yield Target(f"gateway {variant}", f"{url}/v1/models/{model}/predict", {"X-Backend": "torch"}, [p.pid])
 
 
+FLOOR_ANSWER = b'{"predictions":[[0.5]]}'
+
+
+async def floor_app(
+    scope: dict[str, Any],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """The least an ASGI app can do: read the body, answer a constant (``--floor``)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(FLOOR_ANSWER)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": FLOOR_ANSWER})
+
+
+@contextmanager
+def floor(directory: Path) -> Iterator[Target]:
+    """uvicorn with :func:`floor_app`: the ASGI server's own cost per request."""
+    port = free_port()
+    cmd = ["-m", "uvicorn", "benchmarks.gateway_hop:floor_app", "--host", "127.0.0.1", "--port", str(port),
+           "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with Process.python("uvicorn floor", cmd, directory / "floor.log") as proc:
+        proc.wait_ready(port_probe("127.0.0.1", port), timeout_s=30)
+        yield Target("uvicorn, bare ASGI app (floor)", f"http://127.0.0.1:{port}/", {}, [proc.pid])
+
+
 def _pin(info: StackInfo, proxies: list[Target]) -> None:
     """Proxies on CPU 1; the stack's servers and this process (so wrk) on CPU 0."""
     for target in proxies:
@@ -191,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--pin", action="store_true", help="proxies on CPU 1, everything else on CPU 0")
     parser.add_argument("--profile", action="store_true", help="py-spy the first gateway variant afterwards")
+    parser.add_argument("--floor", action="store_true", help="also a bare ASGI app on uvicorn (no backend)")
     parser.add_argument("--stack", type=Path, default=Path(os.environ.get("STACK_RUN_DIR", ".run")) / "stack.json")
     args = parser.parse_args(argv)
     info = StackInfo.read(args.stack)
@@ -206,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         proxies += [stack.enter_context(gateway(info, v, args.model, Path(tmp))) for v in args.variants]
         for target in proxies:
             target.url += f"/predictions/{args.model}" if target.name.startswith("nginx") else ""
+        if args.floor:
+            proxies.append(stack.enter_context(floor(Path(tmp))))
         if args.pin:
             _pin(info, proxies)
         targets = [direct, *proxies]
@@ -267,6 +305,8 @@ def _report(args: argparse.Namespace, targets: list[Target], load_before: tuple[
     lines.append("\ngoals (medians): gateway CPU/request ≤ 2 × nginx's; added p50 ≤ nginx's + 0.2 ms; "
                  f"req/s at {c} ≥ 90 % of nginx's")  # fmt: skip
     for t in targets[2:]:
+        if t.name.startswith("uvicorn"):
+            continue  # the floor is not a proxy
         cpu_ratio = med(t, c, "cpu") / med(ref, c, "cpu")
         over = med(t, 1, "p50_ms") - med(ref, 1, "p50_ms")
         share = med(t, c, "rps") / med(ref, c, "rps")

@@ -255,8 +255,12 @@ def save_torch(
 
     Tracing records one input shape's Python-level shape arithmetic as constants (onnx2torch's
     graphs compute shapes in Python), so the trace is checked on every case (batch 1, 7, the
-    max batch, dynamic axes at several sizes) before it is kept.
+    max batch, dynamic axes at several sizes) before it is kept. Traced with TF32 off, as the
+    built-in exports are: the trace stores cuDNN's ``allow_tf32`` in every convolution, and a
+    TF32 convolution on a GPU host leaves the 1e-4 parity (``services.torch_api.export``).
     """
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     module.eval()
     examples = next((c for c in cases if len(c[0]) > 1), cases[0])
     errors = []

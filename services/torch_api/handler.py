@@ -128,6 +128,10 @@ class DuoserveHandler:
         torch.set_num_threads(threads)
         if gpu_id is not None and torch.cuda.is_available():
             self.device = f"cuda:{gpu_id}"
+            # cuDNN convolutions default to TF32 on Ampere and later (10-bit mantissa): the
+            # answers would leave the 1e-4 parity the manifest records against the CPU SavedModel.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         if path.suffix == ".pt2":
             module = torch.export.load(str(path)).module().to(self.device)
             self.runtime = "torch.export"
