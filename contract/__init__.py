@@ -14,5 +14,10 @@
 It imports nothing of the project and no ML framework or web stack: pydantic, numpy,
 hdrhistogram and the standard library (``make lint`` checks this with import-linter). A
 copy of it travels inside every TorchServe archive, so the handler reads the same
-contract as the gateway. Import the modules; this package itself exports nothing.
+contract as the gateway. Import the modules; this package itself exports only
+:data:`MAR_FILES`.
 """
+
+#: The modules of this package that travel inside a TorchServe archive: those the handler
+#: imports (the export copies them; the build hashes them into the archive's recipe).
+MAR_FILES = ("__init__.py", "artifacts.py", "manifest.py", "oip.py", "tensors.py")

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from loadtests.slo import Plan
 from loadtests.targets import TARGETS
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -44,12 +45,13 @@ class Slo:
     """The capacity search (:mod:`loadtests.slo`): open-loop Poisson probes measured in windows."""
 
     slo_ms: float = 50.0
-    start_rate: float = 25.0
-    growth: float = 2.0
-    rel_tol: float = 0.10
-    max_probes: int = 10
-    confirmations: int = 3
-    confirm_attempts: int = 2
+    # the search's own defaults, in one place (loadtests.slo.Plan)
+    start_rate: float = Plan.start_rate
+    growth: float = Plan.growth
+    rel_tol: float = Plan.rel_tol
+    max_probes: int = Plan.max_probes
+    confirmations: int = Plan.confirmations
+    confirm_attempts: int = Plan.confirm_attempts
     warmup_s: float = 0.5
     max_users: int = 256
     #: probes' windows (fewer and shorter than the comparison's keeps the search within budget)

@@ -29,6 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract import MAR_FILES
 from contract.artifacts import (
     MANIFEST_NAME,
     TF_MODELS_CONFIG,
@@ -49,11 +50,7 @@ _TORCH_EXPORT = ("services/torch_api/export.py",)
 _MAR = (
     "services/torch_api/handler.py",
     "services/torch_api/model-config.yaml",
-    "contract/__init__.py",
-    "contract/artifacts.py",
-    "contract/manifest.py",
-    "contract/oip.py",
-    "contract/tensors.py",
+    *(f"contract/{file}" for file in MAR_FILES),
 )
 _TF = ("services/tf_api/models.py", "services/tf_api/export.py", "contract/weights.py")
 

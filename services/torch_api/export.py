@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import yaml
 
+from contract import MAR_FILES
 from contract.artifacts import artifact_path, atomic_file, write_json
 from contract.manifest import ModelEntry, read_manifest
 from contract.tensors import sample_inputs
@@ -32,8 +33,6 @@ from services.torch_api.train import load_model, make_model, save_weights
 HERE = Path(__file__).resolve().parent
 HANDLER = HERE / "handler.py"
 CONTRACT = HERE.parents[1] / "contract"
-#: The contract modules the handler imports inside a .mar (the rest it never needs).
-CONTRACT_FILES = ("__init__.py", "artifacts.py", "manifest.py", "oip.py", "tensors.py")
 #: The model's contract inside a .mar.
 MODEL_JSON = "model.json"
 #: Largest difference an export may show against the eager model before it is refused.
@@ -135,7 +134,7 @@ def export_mar(
         work = Path(work_dir)
         extra = work / "extra"
         (extra / "contract").mkdir(parents=True)
-        for file in CONTRACT_FILES:
+        for file in MAR_FILES:
             shutil.copy(CONTRACT / file, extra / "contract" / file)
         contract_only = entry.model_copy(update={"artifacts": {}, "parity": {}, "metrics": {}})
         (extra / MODEL_JSON).write_text(contract_only.model_dump_json(indent=2, exclude_none=True))

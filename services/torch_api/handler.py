@@ -110,7 +110,20 @@ class DuoserveHandler:
         else:
             self._run = self._load_torch(serialized, gpu_id, threads)
         for rows in sorted({1, max(1, min(int(config.get("batchSize", 1)), self.entry.max_batch))}):
-            self._run(sample_inputs(self.entry, rows, seed=0))
+            try:
+                self._run(sample_inputs(self.entry, rows, seed=0))
+            except Exception as exc:
+                if not self.device.startswith("cuda"):
+                    raise
+                last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                # measured on an H200 (docs/models.md): a GRU traced on a CPU host keeps its zero
+                # state on the CPU; TorchScript has no pass that moves such constants
+                raise RuntimeError(
+                    f"{self.entry.name}: the {self.runtime} file does not run on {self.device}: {last}. A "
+                    "TorchScript traced on a CPU host can record the CPU as the device of the tensors its "
+                    "graph creates: trace it on a GPU host, or bring a torch.export program (.pt2), which "
+                    "duoserve moves to the GPU"
+                ) from exc
         self.initialized = True
         logger.info(
             "duoserve: %s loaded with %s on %s, %d intra-op threads",
@@ -133,7 +146,14 @@ class DuoserveHandler:
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         if path.suffix == ".pt2":
-            module = torch.export.load(str(path)).module().to(self.device)
+            program = torch.export.load(str(path))
+            if self.device != "cpu":
+                from torch.export.passes import move_to_device_pass
+
+                # an exported program asserts its inputs' device and keeps the tensors its graph
+                # creates on the device it was exported on; this pass rewrites both
+                program = move_to_device_pass(program, self.device)
+            module = program.module()
             self.runtime = "torch.export"
         else:
             module = torch.jit.load(str(path), map_location=self.device).eval()
