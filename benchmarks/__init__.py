@@ -8,6 +8,7 @@
 * ``python -m benchmarks.frameworks`` -- the frameworks themselves, in process: training and inference
   speed of the same networks in PyTorch and TensorFlow (``docs/frameworks.md``).
 * ``python -m benchmarks.protocols`` -- JSON against binary tensors through the gateway (v1, v2 REST, v2 gRPC).
+* ``python -m benchmarks.torch_cuda`` -- the served PyTorch artifacts on a GPU against their CPU answers.
 
 The top layer: it may use everything below it, and nothing imports it (the gateway image
 ships none of it).
