@@ -113,10 +113,24 @@ def nginx(upstream: str, key: str, workers: int, directory: Path) -> Iterator[Ta
                      [proc.pid])  # fmt: skip
 
 
+def gateway_app() -> Any:
+    """The gateway's app from its environment, for an ASGI server other than its own (``w1-granian``)."""
+    from gateway.app import create_app
+    from gateway.config import load_settings
+
+    return create_app(load_settings())
+
+
 @contextmanager
 def gateway(info: StackInfo, variant: str, model: str, directory: Path) -> Iterator[Target]:
-    """``python -m gateway`` in ``variant``: ``w<N>`` workers, optionally ``-aiohttp`` / ``-httpx`` as its client."""
+    """``python -m gateway`` in ``variant``: ``w<N>`` workers, optionally ``-aiohttp`` / ``-httpx`` as its client.
+
+    ``w1-granian``: the same app served by granian (Rust, ``--interface asgi``, uvloop, one
+    worker) instead of uvicorn, the ASGI server alternative issue 15 asked to measure.
+    """
     workers, _, client = variant.partition("-")
+    server = "granian" if client == "granian" else "uvicorn"
+    client = "" if client == "granian" else client
     port = free_port()
     env = {
         **os.environ,
@@ -131,7 +145,12 @@ def gateway(info: StackInfo, variant: str, model: str, directory: Path) -> Itera
         "GATEWAY_LOG_LEVEL": "warning",
     }
     url = f"http://127.0.0.1:{port}"
-    with Process.python(f"gateway {variant}", ["-m", "gateway"], directory / f"gateway-{variant}.log", env=env) as p:
+    cmd = ["-m", "gateway"]
+    if server == "granian":
+        cmd = ["-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop", "--workers", "1",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "benchmarks.gateway_hop:gateway_app"]  # fmt: skip
+    with Process.python(f"gateway {variant}", cmd, directory / f"gateway-{variant}.log", env=env) as p:
         p.wait_ready(http_probe(f"{url}/health/live"), timeout_s=60)
         time.sleep(1.0 if workers != "w1" else 0.0)  # every worker listening, not only the first
         yield Target(f"gateway {variant}", f"{url}/v1/models/{model}/predict", {"X-Backend": "torch"}, [p.pid])
@@ -222,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--variants", nargs="+", default=["w1", "w2"], help="gateway variants: w<N>[-aiohttp|-httpx]")
+    parser.add_argument(
+        "--variants", nargs="+", default=["w1", "w2"], help="gateway variants: w<N>[-aiohttp|-httpx], w1-granian"
+    )
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--pin", action="store_true", help="proxies on CPU 1, everything else on CPU 0")
     parser.add_argument("--profile", action="store_true", help="py-spy the first gateway variant afterwards")
