@@ -217,7 +217,8 @@ def fault(
                 fault_end,
                 run.phase_ends["after"],
                 p99_ms=max(2 * baseline, baseline + 20),
-                backend="torch",
+                # hedged: some answers come from tf even when torch is healthy (the hedges past its p99)
+                backend=None if hedge else "torch",
             )
             during = between(run.samples, fault_start, fault_end)
             load = f"{rate:g} req/s open loop, digits x1, failover torch->tf" + (
