@@ -57,7 +57,7 @@ MODEL ?=
 TUNED ?=
 UP_ARGS := $(if $(TUNED),--tuned $(TUNED),)
 ifneq ($(MODEL),)
-RUN_ARGS += --model $(MODEL)
+override RUN_ARGS += --model $(MODEL)
 endif
 run: artifacts  ## start the stack natively, run the default comparison, write reports/<time>/, stop
 	@trap '$(PY) -m stack down' EXIT; trap 'exit 130' INT TERM; \

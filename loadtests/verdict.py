@@ -159,6 +159,26 @@ def low_load_points(slo_results: dict[str, Any]) -> list[LowLoad]:
     return found
 
 
+def floor_text(slo_results: dict[str, Any]) -> str:
+    """When no stack held the SLO: each stack's p99 at the lowest rate it was probed at, and what to do."""
+    lowest = []
+    bound = None
+    for target, result in slo_results.items():
+        bound = result.get("slo_ms", bound)
+        probes = [p for p in result.get("probes", []) if p.get("p99_ms") is not None]
+        if probes:
+            rate = min(p["rate"] for p in probes)
+            p99 = min(p["p99_ms"] for p in probes if p["rate"] == rate)
+            lowest.append(f"{target} {p99:,.0f} ms at {rate:g} req/s")
+    if not lowest:
+        return "no stack held the SLO at any rate probed"
+    return (
+        f"no stack held the SLO at any rate probed: the best p99 at the lowest rate was {', '.join(lowest)}, "
+        f"above the bound{f' of {bound:g} ms' if bound else ''} even with no load to speak of; run again with a "
+        "bound above that floor (`make run RUN_ARGS='--slo-ms N'`)"
+    )
+
+
 def contention(other_cpu: dict[str, float | None]) -> str | None:
     """Why the stacks' probes were not taken under comparable host load, or None when they were."""
     known = {t: v for t, v in other_cpu.items() if v is not None}
@@ -181,6 +201,8 @@ def decide(
     caps = [Capacity.of(t, r) for t, r in slo_results.items()]
     unfair = contention({t: (other_cpu or {}).get(t) for t in slo_results})
     ranked = throughput(caps)
+    if ranked["winner"] is None and not any(c.median is not None and c.low is not None for c in caps):
+        ranked = {"winner": None, "text": floor_text(slo_results)}
     if unfair and ranked.get("winner"):
         ranked = {"winner": None, "leader": ranked["winner"], "text": unfair}
     return {

@@ -90,6 +90,22 @@ def test_no_stack_held_the_slo() -> None:
     assert found["latency"]["text"] == "no low-load latency was measured"
 
 
+def test_no_stack_held_the_slo_names_each_stacks_floor() -> None:
+    def failed(rates_p99: list[tuple[float, float]]) -> dict[str, Any]:
+        probes = [{"rate": r, "p99_ms": p, "outcome": "fail"} for r, p in rates_p99]
+        return {"slo_ms": 50, "capacity": {"median": None}, "bracket": {"low": None, "high": 1.0}, "probes": probes}
+
+    found = verdict.decide(
+        {"torch": failed([(25, 1201.2), (1.0, 93.1), (1.0, 124.5)]), "tf": failed([(1.0, 70.4)])}, "x"
+    )
+    assert found["throughput"] == {
+        "winner": None,
+        "text": "no stack held the SLO at any rate probed: the best p99 at the lowest rate was torch 93 ms at 1 "
+        "req/s, tf 70 ms at 1 req/s, above the bound of 50 ms even with no load to speak of; run again with a bound "
+        "above that floor (`make run RUN_ARGS='--slo-ms N'`)",
+    }
+
+
 def results(**over: Any) -> dict[str, Any]:
     base = {"model": "digits", "batch": 1, "seed": 0, "slo": {"slo_ms": 50}, "config_hash": "aaa",
             "environment": {"tf_server": "duoserve-compat"}}  # fmt: skip
