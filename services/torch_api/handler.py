@@ -118,11 +118,15 @@ class DuoserveHandler:
                 last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
                 # measured on an H200 (docs/models.md): a GRU traced on a CPU host keeps its zero
                 # state on the CPU; TorchScript has no pass that moves such constants
-                raise RuntimeError(
-                    f"{self.entry.name}: the {self.runtime} file does not run on {self.device}: {last}. A "
-                    "TorchScript traced on a CPU host can record the CPU as the device of the tensors its "
+                advice = (
+                    ". A TorchScript traced on a CPU host can record the CPU as the device of the tensors its "
                     "graph creates: trace it on a GPU host, or bring a torch.export program (.pt2), which "
                     "duoserve moves to the GPU"
+                    if self.runtime == "torchscript"
+                    else ""
+                )
+                raise RuntimeError(
+                    f"{self.entry.name}: the {self.runtime} file does not run on {self.device}: {last}{advice}"
                 ) from exc
         self.initialized = True
         logger.info(
