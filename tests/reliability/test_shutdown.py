@@ -58,6 +58,10 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(stack: Stac
                 httpx.get(f"{gateway.url}/health/live", timeout=1)
             except httpx.ConnectError:
                 refused = True
+            except httpx.RemoteProtocolError:
+                # accepted in the instant before the listener closed, then closed unanswered with the other
+                # idle connections: not served either; the next attempt must find the port closed
+                pass
             time.sleep(0.05)
         for thread in threads:
             thread.join(20)
