@@ -56,10 +56,13 @@ class Watch:
                     backends = client.get(f"{self.gateway}/v1/models").json()["backends"]
                 except (httpx.HTTPError, ValueError, KeyError):
                     backends = {}
+                # stamped when the answer came: /v1/models checks each backend's readiness, which takes up
+                # to its timeout against a blackholed backend, and the state is the one at answer time
+                seen = time.perf_counter()
                 for name, info in backends.items():
                     if last.get(name) != info.get("circuit"):
                         last[name] = str(info.get("circuit"))
-                        self.circuits.append((now, name, last[name]))
+                        self.circuits.append((seen, name, last[name]))
                 self._stop.wait(self.interval_s)
 
     def first_change(self, backend: str, state: str, after: float) -> float | None:
