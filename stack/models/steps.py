@@ -21,6 +21,8 @@ from .spec import RefusedError
 REPO = Path(__file__).resolve().parents[2]
 #: Seconds one step may take before it is stopped (a conversion of a large model takes minutes).
 STEP_TIMEOUT_S = float(os.environ.get("DUOSERVE_STEP_TIMEOUT_S", "1800"))
+#: A folder the tests give to hold an add while a step runs, so that an interrupt lands at a known point.
+HOLD_ENV = "DUOSERVE_ADD_HOLD"
 
 WORKERS = {
     "torch": "services.torch_api.convert",
@@ -53,15 +55,18 @@ class Steps:
         with self.log.open("a") as log:
             log.write(f"\n=== {what}: {' '.join(cmd)}\n")
             log.flush()
-            try:
-                done = subprocess.run(
-                    cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, timeout=STEP_TIMEOUT_S,
-                    check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired:
-                raise RefusedError(f"{what} took longer than {STEP_TIMEOUT_S:g} s and was stopped") from None
-            log.write(f"=== {what}: exit {done.returncode} after {time.monotonic() - started:.1f} s\n")
-        return done
+            with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True) as proc:
+                try:
+                    _hold(self.count, proc.pid)
+                    code = proc.wait(timeout=STEP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    raise RefusedError(f"{what} took longer than {STEP_TIMEOUT_S:g} s and was stopped") from None
+                except BaseException:  # Ctrl-C or a kill: the step goes with the add
+                    proc.kill()
+                    raise
+            log.write(f"=== {what}: exit {code} after {time.monotonic() - started:.1f} s\n")
+        return subprocess.CompletedProcess(cmd, code)
 
     def run(
         self, worker: str, tasks: list[dict[str, Any]], *, env: dict[str, str] | None = None
@@ -88,6 +93,19 @@ class Steps:
         if done.returncode != 0:
             raise RefusedError(f"{what} failed: {last_error(self.log)}")
         return self.log.read_text(errors="replace")
+
+
+def _hold(step: int, pid: int) -> None:
+    """With ``DUOSERVE_ADD_HOLD=DIR``: while step 2's process runs, say so in ``DIR/held`` and wait for ``DIR/go``.
+
+    The tests interrupt an add here, at a point it cannot pass without them.
+    """
+    folder = os.environ.get(HOLD_ENV)
+    if not folder or step != 2:
+        return
+    Path(folder, "held").write_text(str(pid))
+    while not Path(folder, "go").exists():
+        time.sleep(0.05)
 
 
 def last_error(log: Path) -> str:

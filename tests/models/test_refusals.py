@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 from contract.manifest import read_manifest
+from services.process import pid_alive
+from stack.models.steps import HOLD_ENV
 from tests.models.conftest import Cli
 from tests.utils.servers import REPO
 
@@ -140,45 +143,60 @@ def test_a_model_over_the_size_limit(root: Path, tmp_path: Path) -> None:
     assert "over duoserve's limit of 2 GiB per model file" in refused(root, "big", big)
 
 
-def _start_add(root: Path, source: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@pytest.fixture
+def own_root(root: Path, tmp_path: Path) -> Path:
+    """A copy of the module's root for one test that interrupts an add (no test sees another's leftovers)."""
+    copy = tmp_path / "artifacts"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".models.lock", ".staging"))
+    return copy
+
+
+def _start_held_add(root: Path, source: Path, hold: Path) -> subprocess.Popen[str]:
+    """``models add late SOURCE``, held by :data:`stack.models.steps.HOLD_ENV` while its second step runs."""
+    hold.mkdir()
+    proc = subprocess.Popen(
         [sys.executable, "-m", "stack.models.cli", "models", "add", "late", str(source), "--root", str(root)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, HOLD_ENV: str(hold)},
     )  # fmt: skip
-
-
-def _wait_for_staging(root: Path, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 120
-    while not any((root / ".staging").glob("late-*/work/job-2-*")):
-        assert proc.poll() is None, f"add ended before it could be interrupted: {proc.communicate()}"
-        assert time.monotonic() < deadline, "add never started converting"
-        time.sleep(0.2)
+    while not (hold / "held").exists():
+        assert proc.poll() is None, f"add ended before it reached its second step: {proc.communicate()}"
+        assert time.monotonic() < deadline, "add never reached its second step"
+        time.sleep(0.1)
+    return proc
+
+
+def _step_pid(hold: Path) -> int:
+    return int((hold / "held").read_text())
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_add_leaves_the_previous_state(root: Path, user_models: Path, how: signal.Signals) -> None:
-    before = _snapshot(root)
-    proc = _start_add(root, user_models / "cnn.onnx")
-    _wait_for_staging(root, proc)
+def test_an_interrupted_add_leaves_the_previous_state(
+    own_root: Path, user_models: Path, tmp_path: Path, how: signal.Signals
+) -> None:
+    before = _snapshot(own_root)
+    proc = _start_held_add(own_root, user_models / "cnn.onnx", tmp_path / "hold")
     os.killpg(proc.pid, how)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "duoserve: interrupted; nothing changed"
-    assert _snapshot(root) == before
-    assert not any((root / ".staging").glob("*"))
+    assert _snapshot(own_root) == before
+    assert not any((own_root / ".staging").glob("*"))
+    assert not pid_alive(_step_pid(tmp_path / "hold")), "the converter step outlived the add"
 
 
-def test_a_killed_add_is_cleared_by_the_next_command(root: Path, user_models: Path) -> None:
-    before = read_manifest(root)
-    proc = _start_add(root, user_models / "cnn.onnx")
-    _wait_for_staging(root, proc)
+def test_a_killed_add_is_cleared_by_the_next_command(own_root: Path, user_models: Path, tmp_path: Path) -> None:
+    before = read_manifest(own_root)
+    proc = _start_held_add(own_root, user_models / "cnn.onnx", tmp_path / "hold")
+    assert any((own_root / ".staging").glob("late-*")), "the held add has no staging root"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
-    assert read_manifest(root) == before
-    assert "existing" in Cli(root).ok("list")
+    assert read_manifest(own_root) == before
+    assert "existing" in Cli(own_root).ok("list")
     # the next command that changes the root clears the dead add's staging root
-    assert "no model 'late' to remove" in refused_remove(root, "late")
-    assert not any((root / ".staging").glob("*"))
+    assert "no model 'late' to remove" in refused_remove(own_root, "late")
+    assert not any((own_root / ".staging").glob("*"))
 
 
 def refused_remove(root: Path, name: str) -> str:
