@@ -158,6 +158,11 @@ class ModelEntry(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     parity: dict[str, ParityRecord] = Field(default_factory=dict)
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
+    #: Artifact kind -> the converter that made it from the source (a user's model).
+    made_by: dict[str, str] = Field(default_factory=dict)
+    #: Optional artifacts that could not be made -> why (only ``onnx``: then there is no ONNX Runtime
+    #: archive and no ``torch_ort`` backend; torch and tf are still compared).
+    missing: dict[Literal["onnx"], str] = Field(default_factory=dict)
 
     @field_validator("inputs", "outputs")
     @classmethod
@@ -181,6 +186,11 @@ class ModelEntry(BaseModel):
     @property
     def output_names(self) -> list[str]:
         return [t.name for t in self.outputs]
+
+    @property
+    def backends(self) -> list[str]:
+        """The stacks that serve this model: ``torch_ort`` only where an ONNX artifact exists."""
+        return ["torch", *([] if "onnx" in self.missing else ["torch_ort"]), "tf"]
 
     def contract(self) -> dict[str, Any]:
         """The part of the entry that defines what the model takes and returns (a recipe input)."""

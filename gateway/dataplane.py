@@ -92,7 +92,9 @@ class DataPlane:
         self.stats = stats or Stats(settings.stats_window_s)
         self.metrics = metrics or Metrics()
         self.serving: dict[str, list[str]] = {
-            m: [b for b in settings.serving(m) if b in clients] for m in models if settings.serving(m)
+            m: [b for b in settings.serving(m) if b in clients and b in info.backends]
+            for m, info in models.items()
+            if settings.serving(m)
         }
         self.models = {m: info for m, info in models.items() if self.serving.get(m)}
         self.configs: dict[str, PolicyConfig] = {m: settings.policy_for(m) for m in self.models}

@@ -104,6 +104,23 @@ class Profile:
             if "gw_compare" in self.slo.targets:
                 raise ValueError("slo.targets cannot hold gw_compare (its rate is not one backend's)")
 
+    def served_by(self, backends: list[str]) -> list[str]:
+        """Drop every target whose backend does not serve the model (a model with no ONNX artifact has no
+        ``torch_ort``); returns the dropped ones."""
+
+        def keep(name: str) -> bool:
+            return TARGETS[name].backend in (*backends, "all")
+
+        dropped = [t for t in dict.fromkeys(self.all_targets()) if not keep(t)]
+        self.targets = [t for t in self.targets if keep(t)]
+        if self.step:
+            self.step.targets = [t for t in self.step.targets if keep(t)]
+        if self.slo:
+            self.slo.targets = [t for t in self.slo.targets if keep(t)]
+        if self.wrk and self.wrk.target and not keep(self.wrk.target):
+            self.wrk.target = next((t for t in self.targets if t != "gw_compare"), None)
+        return dropped
+
     def all_targets(self) -> list[str]:
         names = list(self.targets)
         names += self.step.targets if self.step else []

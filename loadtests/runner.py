@@ -309,6 +309,10 @@ def run(profile: Profile, stack_path: Path, reports: Path, overrides: dict[str, 
         overrides.get("key_file"),
         overrides.get("api_key") or os.environ.get("LOADTEST_API_KEY"),
     )
+    dropped = profile.served_by(endpoints.compare_backends(profile.model))
+    if dropped:
+        print(f"{profile.model} is not served by every backend (duoserve models list says why): "
+              f"leaving out {', '.join(dropped)}", file=sys.stderr)  # fmt: skip
     out = reports / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=False)
     started = time.monotonic()

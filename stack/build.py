@@ -82,13 +82,13 @@ def torch_kind(entry: ModelEntry) -> str:
 
 
 def stages_of(entry: ModelEntry) -> tuple[Stage, ...]:
-    """The stages that make ``entry``'s artifacts here (a user's model: only its two archives)."""
+    """The stages that make ``entry``'s artifacts here (a user's model: only its archives)."""
     if entry.origin == "builtin":
         return STAGES
-    return (
-        Stage("mar", "torch", _TORCH_EXPORT + _MAR, (torch_kind(entry),)),
-        Stage("mar_ort", "torch", _TORCH_EXPORT + _MAR, ("onnx",)),
-    )
+    stages = [Stage("mar", "torch", _TORCH_EXPORT + _MAR, (torch_kind(entry),))]
+    if "onnx" not in entry.missing:
+        stages.append(Stage("mar_ort", "torch", _TORCH_EXPORT + _MAR, ("onnx",)))
+    return tuple(stages)
 
 
 def source_hashes(stage: Stage) -> dict[str, str]:

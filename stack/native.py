@@ -30,7 +30,7 @@ from typing import Any
 
 from contract.artifacts import ArtifactError
 from contract.keys import KEY_FILE
-from contract.manifest import read_manifest
+from contract.manifest import Manifest, read_manifest
 from contract.settings import SettingsError, load
 from contract.stackinfo import STACK_FILE, StackInfo
 from contract.tuning import TunedFileError
@@ -86,13 +86,13 @@ class Plan:
     info: StackInfo
 
 
-def _gateway_backends(torch_models: str, all_models: list[str]) -> dict[str, list[str]]:
-    """Which backends serve which model when TorchServe loads only some archives."""
-    loaded = (
-        set(all_models) | {f"{m}_ort" for m in all_models} if torch_models == "all" else set(torch_models.split(","))
-    )
+def _gateway_backends(torch_models: str, manifest: Manifest) -> dict[str, list[str]]:
+    """Which backends serve which model: those it has artifacts for, less the archives TorchServe does not load."""
+    loaded = None if torch_models == "all" else set(torch_models.split(","))
+    archive = {"torch": "{m}", "torch_ort": "{m}_ort"}
     return {
-        m: [b for b, name in (("torch", m), ("torch_ort", f"{m}_ort")) if name in loaded] + ["tf"] for m in all_models
+        m: [b for b in entry.backends if b not in archive or loaded is None or archive[b].format(m=m) in loaded]
+        for m, entry in manifest.models.items()
     }
 
 
@@ -108,10 +108,10 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _archives(torch_models: str, manifest_names: list[str]) -> list[str]:
+def _archives(torch_models: str, manifest: Manifest) -> list[str]:
     if torch_models != "all":
         return torch_models.split(",")
-    return [f"{m}{suffix}" for m in manifest_names for suffix in ("", "_ort")]
+    return [f"{m}{'_ort' if b == 'torch_ort' else ''}" for m, e in manifest.models.items() for b in e.backends[:-1]]
 
 
 def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
@@ -141,8 +141,8 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
             torch = load(TorchApiSettings)
         with _environ(tf_env):
             tf = load(TfSettings)
-    config = serving.summary(_archives(torch.models, manifest.names), tf.batching_config, tuned, tuned_path)
-    backends = _gateway_backends(torch.models, manifest.names)
+    config = serving.summary(_archives(torch.models, manifest), tf.batching_config, tuned, tuned_path)
+    backends = _gateway_backends(torch.models, manifest)
     key_file = torch.run_dir / KEY_FILE
     gateway_env = {
         **base,

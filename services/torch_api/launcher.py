@@ -129,7 +129,12 @@ def prepare(settings: TorchApiSettings) -> tuple[Path, Path, list[str]]:
     """Check the archives against the manifest and write the effective config; returns (config, store, models)."""
     manifest = read_manifest(settings.artifacts)
     store = (settings.artifacts / "model-store").resolve()
-    available = {f"{model}{suffix}": (model, kind) for model in manifest.models for kind, suffix in _ARCHIVES}
+    available = {
+        f"{model}{suffix}": (model, kind)
+        for model, entry in manifest.models.items()
+        for kind, suffix in _ARCHIVES
+        if kind != "mar_ort" or "torch_ort" in entry.backends
+    }
     models = settings.model_names(list(available))
     for name in models:
         manifest.verify(settings.artifacts, *available[name])

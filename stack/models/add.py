@@ -1,25 +1,13 @@
 """``duoserve models add``: bring a model in one framework, get both, proven equal, registered at once.
 
-The paths, by what the user brings (the source's own runtime is the parity reference):
-
-==============================  ============  =================================================
-source                          reference     produced
-==============================  ============  =================================================
-ONNX file                       ONNX Runtime  torch: onnx2torch -> TorchScript (torch.export if
-                                              tracing fails); TF: onnx2tf -> SavedModel
-TorchScript ``.pt``             torch         ONNX: torch.onnx (TorchScript exporter); TF: onnx2tf
-torch.export ``.pt2``           torch         ONNX: torch.onnx (dynamo exporter); TF: onnx2tf
-SavedModel directory            TensorFlow    ONNX: tf2onnx; torch: onnx2torch -> TorchScript
-``.keras`` file                 Keras (TF)    TF: Keras' export; ONNX: tf2onnx; torch: Keras on
-                                              its torch backend -> TorchScript / torch.export
-``--pair TORCH TF``             torch         ONNX: torch.onnx; the pair's TF side is checked too
-==============================  ============  =================================================
-
-The ONNX file also becomes the ``_ort`` archive. Every produced artifact is run in its own
-runtime on the same seeded inputs (batch 1, 7 and the max batch, dynamic axes at their
-maximum) and on ``--sample`` rows, and must agree with the reference within the tolerance
-(:mod:`.parity`); otherwise nothing is registered. Everything is built in a staging root
-and committed at once (:mod:`.register`).
+The source's format (:mod:`.formats`: its runtime is the parity reference) says how every
+other artifact is made. The ONNX file also becomes the ``_ort`` archive. Every produced
+artifact is run in its own runtime on the same seeded inputs (batch 1, 7 and the max batch,
+dynamic axes at their maximum) and on ``--sample`` rows, and must agree with the reference
+within the tolerance (:mod:`.parity`); otherwise nothing is registered, except that a model
+is registered without its optional ONNX artifact when only that one cannot be made
+faithfully (``ModelEntry.missing``). Everything is built in a staging root and committed at
+once (:mod:`.register`).
 """
 
 from __future__ import annotations
@@ -27,7 +15,6 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,29 +38,16 @@ from stack.build import record, stages_of
 from stack.builtins import BUILTINS
 
 from . import converters
+from .conversion import Conversion, Produced, Say
+from .formats import ARTIFACT_FORMAT, SourceFormat, detect
 from .parity import Gate, check_reference
 from .register import commit, locked, staging_root
 from .spec import Declared, RefusedError, dtype_of, merge_inputs, parse_input_option, sanitize
 from .steps import REPO, Steps
 
-#: Largest source accepted: ONNX's protobuf cannot hold more than 2 GiB in one file, and a model of
-#: that size takes minutes per conversion on a CPU host.
-MAX_SOURCE_BYTES = 2 * 1024**3
 #: Most instances one request may carry, unless --max-batch says otherwise.
 DEFAULT_MAX_BATCH = 32
-#: The worker and runtime of each format / artifact kind.
-WORKER = {"onnx": "onnx", "torchscript": "torch", "torch_export": "torch", "savedmodel": "tf", "keras": "tf"}
-RUNTIME = {
-    "onnx": "ONNX Runtime",
-    "torchscript": "TorchScript",
-    "torch_export": "torch.export",
-    "savedmodel": "TensorFlow",
-    "keras": "Keras",
-}
-#: Artifact kind -> the format its runtime reads it as.
-KIND_FORMAT = {"onnx": "onnx", "torchscript": "torchscript", "torch_export": "torch_export", "tf": "savedmodel"}
 Cases = dict[str, dict[str, np.ndarray]]
-Say = Callable[[str], None]
 
 
 @dataclass
@@ -90,34 +64,6 @@ class AddOptions:
     max_batch: int | None = None
     max_length: int | None = None
     replace: bool = False
-
-
-def detect(path: Path) -> str:
-    """The format of a model file or directory, from what it is; RefusedError for anything else."""
-    if not path.exists():
-        raise RefusedError(f"{path}: no such file or directory")
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return "savedmodel"
-        raise RefusedError(f"{path}: a directory that is not a SavedModel (no saved_model.pb in it)")
-    size = path.stat().st_size
-    if size > MAX_SOURCE_BYTES:
-        raise RefusedError(f"{path}: {size / 1024**3:.1f} GiB is over duoserve's limit of 2 GiB per model file")
-    if size == 0:
-        raise RefusedError(f"{path}: the file is empty, not a model")
-    formats = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".pt2": "torch_export", ".keras": "keras"}
-    fmt = formats.get(path.suffix.lower())
-    if fmt is None:
-        raise RefusedError(
-            f"{path}: not a model duoserve takes (an .onnx, .pt TorchScript, .pt2 torch.export or .keras file, "
-            "or a SavedModel directory)"
-        )
-    zipped = path.read_bytes()[:4] == b"PK\x03\x04"
-    if fmt != "onnx" and not zipped:
-        raise RefusedError(f"{path}: not a {fmt} model (it is not the zip archive such a model is)")
-    if fmt == "onnx" and zipped:
-        raise RefusedError(f"{path}: not an ONNX model (it is a zip archive)")
-    return fmt
 
 
 def read_sample(path: Path, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:
@@ -177,38 +123,31 @@ def output_specs(reference: dict[str, np.ndarray], declared: dict[str, Declared]
 
 @dataclass
 class Adder:
-    """One ``models add`` run: its options, where it stages, its steps and its log."""
+    """One ``models add`` run: its options, where it stages, its conversion and its log."""
 
     opts: AddOptions
     root: Path
     say: Say
     stage: Path = field(init=False)
-    work: Path = field(init=False)
     log_path: Path = field(init=False)
-    steps: Steps = field(init=False)
-    #: artifact kind -> the converter that made it (the parity gate's messages name it)
-    made_by: dict[str, str] = field(default_factory=dict)
+    conv: Conversion = field(init=False)
 
     def __post_init__(self) -> None:
         self.stage = staging_root(self.root, self.opts.name)
-        self.work = self.stage / "work"
+        work = self.stage / "work"
         self.log_path = REPO / "logs" / "models" / f"{self.opts.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        self.steps = Steps(self.work, self.log_path)
-
-    @property
-    def cases(self) -> Path:
-        return self.work / "cases.npz"
+        self.conv = Conversion(Steps(work, self.log_path), work, self.say, work / "cases.npz")
 
     def artifact(self, kind: str) -> Path:
         """Where ``kind`` of this model goes in the staging root."""
         return artifact_path(self.stage, self.opts.name, kind)
 
-    def inspect(self, fmt: str, path: Path) -> tuple[list[Declared], list[Declared] | None]:
+    def inspect(self, fmt: SourceFormat, path: Path) -> tuple[list[Declared], list[Declared] | None]:
         """The source's declared inputs and outputs (outputs None: it declares none, TorchScript)."""
-        tasks: list[dict[str, Any]] = [{"op": "inspect", "format": fmt, "path": str(path)}]
-        if fmt == "onnx":
+        tasks: list[dict[str, Any]] = [{"op": "inspect", "format": fmt.key, "path": str(path)}]
+        if fmt.key == "onnx":
             tasks.insert(0, {"op": "check", "path": str(path)})
-        found = self.steps.run(WORKER[fmt], tasks)[-1]
+        found = self.conv.steps.run(fmt.worker, tasks)[-1]
         inputs = [
             Declared.from_json({**t, "dtype": dtype_of(t.get("dtype"), f"input {t['name']}")}) for t in found["inputs"]
         ]
@@ -222,23 +161,25 @@ class Adder:
             dtype_of(tensor.dtype, f"output {tensor.name}")
         return inputs, outputs
 
-    def run(self, fmt: str, path: Path, entry: ModelEntry, label: str, outputs: list[str] | None = None) -> Cases:
+    def run(
+        self, fmt: SourceFormat, path: Path, entry: ModelEntry, label: str, outputs: list[str] | None = None
+    ) -> Cases:
         """``path``'s outputs on every case, in its own runtime, named as ``entry`` (or ``outputs``) says.
 
         ``outputs`` empty: the model declares no names (TorchScript); they become ``output``/``output_<i>``.
         """
-        target = self.work / f"{label}.npz"
+        target = self.conv.work / f"{label}.npz"
         task = {
             "op": "run",
-            "format": fmt,
+            "format": fmt.key,
             "path": str(path),
-            "inputs": str(self.cases),
+            "inputs": str(self.conv.cases),
             "out": str(target),
             "input_names": entry.input_names,
             "output_names": entry.output_names if outputs is None else outputs,
             "signature": entry.tf_signature,
         }
-        self.steps.run(WORKER[fmt], [task])
+        self.conv.steps.run(fmt.worker, [task])
         return load_cases(target)
 
     def gate(self, what: str, against: str, reference: Cases, candidate: Cases) -> ParityRecord:
@@ -250,25 +191,26 @@ class Adder:
 
     # -- the whole add ------------------------------------------------------------------------
 
-    def add(self, manifest: Manifest) -> ModelEntry:
+    def _sources(self) -> tuple[SourceFormat, Path, tuple[SourceFormat, Path] | None]:
+        """The source's format and path, and the ``--pair``'s TF side."""
+        if self.opts.pair is None:
+            assert self.opts.source is not None
+            return detect(self.opts.source), self.opts.source, None
+        torch_path, tf_path = self.opts.pair
+        fmt, tf_fmt = detect(torch_path), detect(tf_path)
+        if fmt.worker != "torch" or tf_fmt.worker != "tf":
+            raise RefusedError(
+                f"--pair takes a torch model (.pt or .pt2) first and a TF one (SavedModel or .keras) second; "
+                f"got {fmt.key} and {tf_fmt.key}"
+            )
+        return fmt, torch_path, (tf_fmt, tf_path)
+
+    def add(self) -> ModelEntry:
         opts = self.opts
-        pair_tf: tuple[str, Path] | None = None
-        if opts.pair is not None:
-            torch_path, tf_path = opts.pair
-            fmt, source = detect(torch_path), torch_path
-            tf_fmt = detect(tf_path)
-            if fmt not in ("torchscript", "torch_export") or tf_fmt not in ("savedmodel", "keras"):
-                raise RefusedError(
-                    f"--pair takes a torch model (.pt or .pt2) first and a TF one (SavedModel or .keras) second; "
-                    f"got {fmt} and {tf_fmt}"
-                )
-            pair_tf = (tf_fmt, tf_path)
-        else:
-            assert opts.source is not None
-            fmt, source = detect(opts.source), opts.source
-        self.say(f"{opts.name}: {source} ({RUNTIME[fmt]}); details in {self.log_path}")
-        if fmt == "onnx":
-            source = converters.normalize_onnx(self, source)
+        fmt, source, pair_tf = self._sources()
+        self.say(f"{opts.name}: {source} ({fmt.runtime}); details in {self.log_path}")
+        if fmt.key == "onnx":
+            source = converters.normalize_onnx(self.conv, source)
         declared_in, declared_out = self.inspect(fmt, source)
         for tensor in declared_in:
             if not re.fullmatch(NAME_PATTERN, tensor.name):
@@ -284,39 +226,58 @@ class Adder:
             outputs=tuple(TensorSpec(name=n, shape=(1,)) for n in names or ["pending"]),
             max_batch=max_batch,
         )
-        save_cases(self.cases, parity_cases(draft, sample))
+        save_cases(self.conv.cases, parity_cases(draft, sample))
         if pair_tf is not None and len(names) > 1:
             names = self._pair_order(fmt, source, pair_tf, draft, names)
-        self.say(f"  reference: {RUNTIME[fmt]}, batches 1, 7, {max_batch}" + (", the sample" if sample else ""))
+        self.say(f"  reference: {fmt.runtime}, batches 1, 7, {max_batch}" + (", the sample" if sample else ""))
         reference = self.run(fmt, source, draft, "reference", outputs=names)
         for case, outputs in reference.items():
             check_reference(case, outputs)
         declared = {d.name: d for d in declared_out or []}
         entry = draft.model_copy(update={"outputs": output_specs(next(iter(reference.values())), declared)})
         entry = ModelEntry.model_validate(entry.model_dump())
-        produced = converters.produce(self, entry, fmt, source, pair_tf)
+        self.conv.pair_tf = (pair_tf[0].key, pair_tf[1]) if pair_tf else None
+        produced = fmt.produce(self.conv, entry, source)
+        parity = self._check(fmt, entry, reference, produced)
+        return self._register(entry, fmt, source, produced, parity, sample)
+
+    def _check(
+        self, fmt: SourceFormat, entry: ModelEntry, reference: Cases, produced: Produced
+    ) -> dict[str, ParityRecord]:
+        """Each made artifact against the reference; an optional ONNX that fails is dropped and said missing."""
         parity: dict[str, ParityRecord] = {}
-        for kind, path in produced.items():
+        for kind, path in list(produced.items()):
             if path is None:
                 continue  # the source itself, served as it came
-            what = f"the {kind} artifact ({RUNTIME[KIND_FORMAT[kind]]}, made by {self.made_by.get(kind, 'the user')})"
+            runtime = ARTIFACT_FORMAT[kind]
+            what = f"the {kind} artifact ({runtime.runtime}, made by {self.conv.made_by.get(kind, 'the user')})"
             self.say(f"  parity: {what}")
             try:
-                candidate = self.run(KIND_FORMAT[kind], path, entry, kind)
-                parity[kind] = self.gate(what, RUNTIME[fmt], reference, candidate)
+                candidate = self.run(runtime, path, entry, kind)
+                parity[kind] = self.gate(what, fmt.runtime, reference, candidate)
             except RefusedError as exc:
                 message = str(exc) if str(exc).startswith(what) else f"{what} fails: {exc}"
+                if kind == "onnx" and "onnx" in self.conv.optional:
+                    self.conv.missing["onnx"] = message
+                    self.say(f"  ONNX dropped: {message[:300]}; the model is served by torch and tf only")
+                    del produced[kind]
+                    continue
                 raise RefusedError(message + self._hint(kind)) from None
-        return self._register(manifest, entry, fmt, source, produced, parity, sample)
+        return parity
 
     def _hint(self, kind: str) -> str:
         """What works instead when a converter's artifact is refused."""
-        if kind == "tf" and self.made_by.get("tf") == "onnx2tf":
+        if kind == "tf" and self.conv.made_by.get("tf") == "onnx2tf":
             return "; bring the TF side yourself: duoserve models add NAME --pair TORCH_FILE TF_MODEL (docs/models.md)"
         return ""
 
     def _pair_order(
-        self, fmt: str, source: Path, pair_tf: tuple[str, Path], draft: ModelEntry, names: list[str]
+        self,
+        fmt: SourceFormat,
+        source: Path,
+        pair_tf: tuple[SourceFormat, Path],
+        draft: ModelEntry,
+        names: list[str],
     ) -> list[str]:
         """The TF side's output names in the torch side's output order.
 
@@ -340,28 +301,29 @@ class Adder:
             ordered.append(min(same, key=lambda n: float(np.abs(tf_side[n].astype(np.float64) - value).max())))
         return ordered
 
-    def _output_names(self, fmt: str, declared: list[Declared] | None, pair_tf: tuple[str, Path] | None) -> list[str]:
+    def _output_names(
+        self, fmt: SourceFormat, declared: list[Declared] | None, pair_tf: tuple[SourceFormat, Path] | None
+    ) -> list[str]:
         if pair_tf is not None:
             _, tf_declared = self.inspect(*pair_tf)
             return [d.name for d in tf_declared or []]
-        if fmt == "keras" and declared:  # outputs are positional in Keras: their names can be made servable
+        if not declared:
+            return []  # TorchScript declares none: the reference run names them
+        if fmt.outputs == "sanitized":  # outputs are positional in Keras: their names can be made servable
             return list(sanitize([d.name for d in declared]).values())
-        if fmt in ("onnx", "savedmodel") and declared:
+        if fmt.outputs == "declared":
             bad = [d.name for d in declared if not re.fullmatch(NAME_PATTERN, d.name)]
             if bad:
                 raise RefusedError(f"output {bad[0]!r} is not a name duoserve can serve (letters, digits, _)")
             return [d.name for d in declared]
-        if not declared:
-            return []  # TorchScript declares none: the reference run names them
         return ["output"] if len(declared) == 1 else [f"output_{i}" for i in range(len(declared))]
 
     def _register(
         self,
-        manifest: Manifest,
         entry: ModelEntry,
-        fmt: str,
+        fmt: SourceFormat,
         source: Path,
-        produced: dict[str, Path | None],
+        produced: Produced,
         parity: dict[str, ParityRecord],
         sample: dict[str, np.ndarray] | None,
     ) -> ModelEntry:
@@ -371,17 +333,18 @@ class Adder:
         src_dir.mkdir(parents=True, exist_ok=True)
         given: tuple[Path, ...] = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
         for path in given:
-            kept = source if fmt == "onnx" else path  # an ONNX source is kept as one self-contained file
+            kept = source if fmt.key == "onnx" else path  # an ONNX source is kept as one self-contained file
             (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, src_dir / path.name)
         if sample is not None:
             self.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
             np.savez(self.artifact("sample"), **sample)  # type: ignore[arg-type]
         for kind, made in produced.items():
-            if made is None:
-                self._adopt(kind, fmt, source)
-            elif made != self.artifact(kind):
-                self.artifact(kind).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(made), self.artifact(kind))
+            target = self.artifact(kind)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if made is None:  # the source itself is this kind's artifact
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+            elif made != target:
+                shutil.move(str(made), target)
         records: dict[str, ArtifactRecord] = {}
         source_sha = sha256_path(src_dir)
         for kind in ("source", "sample", *produced):
@@ -395,34 +358,24 @@ class Adder:
         entry = entry.model_copy(
             update={
                 "source": SourceInfo(
-                    format="pair" if self.opts.pair else fmt,
+                    format="pair" if self.opts.pair else fmt.key,
                     files=tuple(p.name for p in given),
                     sha256=source_sha,
-                    reference={
-                        "onnx": "onnxruntime",
-                        "torchscript": "torchscript",
-                        "torch_export": "torch_export",
-                        "savedmodel": "tensorflow",
-                        "keras": "tensorflow",
-                    }[fmt],
+                    reference=fmt.reference,
                 ),
                 "parity": parity,
                 "artifacts": records,
+                "missing": dict(self.conv.missing),
+                "made_by": {k: v for k, v in self.conv.made_by.items() if k in produced and produced[k] is not None},
             }
         )
-        self.say("  archives: TorchServe .mar and _ort.mar")
+        self.say("  archives: TorchServe .mar" + (" and _ort.mar" if "torch_ort" in entry.backends else ""))
         Manifest(models={name: entry}).write(stage / "manifest.json")
-        converters.archives(self, entry)
+        converters.archives(self.conv, stage, entry)
         shas = {k: r.sha256 for k, r in entry.artifacts.items()}
         for stage_def in stages_of(entry):
             entry.artifacts[stage_def.kind] = record(stage, entry, stage_def, shas)
         return entry
-
-    def _adopt(self, kind: str, fmt: str, source: Path) -> None:
-        """The source itself is this kind's artifact: copy it into place."""
-        target = self.artifact(kind)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
 
 
 def json_contract(entry: ModelEntry) -> str:
@@ -451,7 +404,7 @@ def add(opts: AddOptions, root: Path, say: Say) -> ModelEntry:
             raise RefusedError(f"model {opts.name!r} exists; add --replace to replace it")
         adder = Adder(opts, root, say)
         try:
-            entry = adder.add(manifest)
+            entry = adder.add()
             commit(root, manifest, opts.name, entry, adder.stage)
         finally:
             shutil.rmtree(adder.stage, ignore_errors=True)

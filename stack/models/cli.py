@@ -89,7 +89,12 @@ def list_models(root: Path) -> int:
         )
         print(f"{name}\n  origin:    {origin}\n  inputs:    {_tensors(entry, 'inputs')}")
         print(f"  outputs:   {_tensors(entry, 'outputs')}\n  max batch: {entry.max_batch}")
-        print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}\n")
+        print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}")
+        for kind, converter in entry.made_by.items():
+            print(f"  {kind + ':':<10} made by {converter}")
+        for kind, why in entry.missing.items():
+            print(f"  missing:   {kind} (no {'torch_ort' if kind == 'onnx' else kind} backend): {why}")
+        print(f"  served by: {', '.join(entry.backends)}\n")
     return 0
 
 
@@ -133,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         entry = add(opts, args.root, lambda line: print(line, flush=True))
         best = ", ".join(f"{kind} {p.max_abs:.1e}" for kind, p in entry.parity.items())
         print(f"added {entry.name}: {_tensors(entry, 'inputs')} -> {_tensors(entry, 'outputs')}; parity {best}")
-        print("serve it: make up (torch, torch_ort and tf backends); compare: make run MODEL=" + entry.name)
+        for kind, why in entry.missing.items():
+            print(f"no {kind} artifact, so no torch_ort backend: {why}")
+        print(f"serve it: make up ({', '.join(entry.backends)} backends); compare: make run MODEL={entry.name}")
         return 0
     except (RefusedError, ArtifactError) as exc:
         print(f"duoserve: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""Which converter makes which artifact from which source, and the onnx2tf venv it needs.
+"""The converters, one function per (from, to): each runs the field's converter in its own process.
 
-Field converters only, never hand-written graph code: torch.onnx, onnx2torch, tf2onnx,
-Keras 3's torch backend, and onnx2tf for ONNX -> TF. onnx2tf pins TensorFlow 2.19,
+torch.onnx, onnx2torch, tf2onnx, Keras 3's torch backend and Keras' SavedModel export, and
+onnx2tf for ONNX -> TF. Which of them a source format uses, in which order, is the format's
+business (:mod:`.formats`). onnx2tf pins TensorFlow 2.19,
 numpy 1.26 and onnx 1.19, which clash with the serving stack (TF 2.21, numpy 2.4), so it
 runs from a venv of its own, ``.venv-onnx2tf``, created on first use from
 ``onnx2tf.requirements.txt`` (``make converters`` creates it ahead).
@@ -14,16 +15,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from contract.manifest import ModelEntry
 
+from .conversion import Conversion, Produced
 from .spec import RefusedError, sanitize
 from .steps import REPO
-
-if TYPE_CHECKING:
-    from .add import Adder
 
 ONNX2TF_VENV = Path(os.environ.get("DUOSERVE_ONNX2TF_VENV") or REPO / ".venv-onnx2tf")
 ONNX2TF_REQUIREMENTS = Path(__file__).resolve().parent / "onnx2tf.requirements.txt"
@@ -75,139 +74,142 @@ def _base_python() -> str:
     return str(base) if base.exists() else "python3.11"
 
 
-def normalize_onnx(adder: Adder, source: Path) -> Path:
+def normalize_onnx(conv: Conversion, source: Path) -> Path:
     """The ONNX source as one self-contained file (external data folded in), inputs and outputs named as the
     contract can take them (edges renamed, graph untouched)."""
-    found = adder.steps.run("onnx", [{"op": "check", "path": str(source)}, {"op": "inspect", "path": str(source)}])[-1]
+    found = conv.steps.run("onnx", [{"op": "check", "path": str(source)}, {"op": "inspect", "path": str(source)}])[-1]
     inputs = sanitize([t["name"] for t in found["inputs"]])
     outputs = sanitize([t["name"] for t in found["outputs"]])
-    target = adder.work / "source.onnx"
+    target = conv.work / "source.onnx"
     task = {"op": "normalize", "path": str(source), "inputs": inputs, "outputs": outputs, "out": str(target)}
-    adder.steps.run("onnx", [task])
+    conv.steps.run("onnx", [task])
     renamed = ", ".join(f"{k} -> {v}" for k, v in {**inputs, **outputs}.items() if k != v)
     if renamed:
-        adder.say(f"  names: {renamed} (JSON keys and TF signature keys take letters, digits and _)")
+        conv.say(f"  names: {renamed} (JSON keys and TF signature keys take letters, digits and _)")
     return target
 
 
-def produce(
-    adder: Adder, entry: ModelEntry, fmt: str, source: Path, pair_tf: tuple[str, Path] | None
-) -> dict[str, Path | None]:
-    """Every artifact ``entry`` needs, made in the staging area: kind -> path (None: the source itself)."""
-    contract = entry.model_dump_json()
-    example = str(adder.cases)
-    made: dict[str, Path | None] = {}
-    if fmt == "onnx":
-        made["onnx"] = None
-        made.update(_torch_from_onnx(adder, contract, source, example))
-        made["tf"] = _tf_from_onnx(adder, entry, source)
-    elif fmt in ("torchscript", "torch_export"):
-        made[fmt] = None
-        onnx = adder.work / "from_torch.onnx"
-        adder.say("  ONNX: torch.onnx")
-        adder.made_by["onnx"] = "torch.onnx"
-        adder.steps.run(
-            "torch",
-            [{"op": "to_onnx", "format": fmt, "path": str(source), "contract": contract, "example": example,
-              "out": str(onnx)}],
-        )  # fmt: skip
-        made["onnx"] = onnx
-        made["tf"] = _tf_from_pair(adder, entry, pair_tf) if pair_tf else _tf_from_onnx(adder, entry, onnx)
-    elif fmt == "savedmodel":
-        made["tf"] = None
-        onnx = _onnx_from_savedmodel(adder, contract, source)
-        made["onnx"] = onnx
-        made.update(_torch_from_onnx(adder, contract, onnx, example))
-    elif fmt == "keras":
-        saved = _keras_to_savedmodel(adder, contract, source)
-        made["tf"] = saved
-        made["onnx"] = _onnx_from_savedmodel(adder, contract, saved)
-        adder.say("  torch: Keras 3 on its torch backend")
-        adder.made_by.update(torchscript="Keras 3 (torch backend) + torch.jit.trace",
-                             torch_export="Keras 3 (torch backend) + torch.export")  # fmt: skip
-        (found,) = adder.steps.run(
-            "keras_torch",
-            [{"op": "from_keras", "keras": str(source), "contract": contract, "example": example,
-              "out_dir": str(adder.work / "torch")}],
-            env={"KERAS_BACKEND": "torch"},
-        )  # fmt: skip
-        made[found["kind"]] = Path(found["path"])
-    else:
-        raise RefusedError(f"no conversion path from {fmt}")
-    return made
+def optional_onnx(conv: Conversion, entry: ModelEntry, *makers: tuple[str, Callable[[], Path]]) -> Produced:
+    """The ONNX artifact from the first maker that succeeds; none: the model is served without ``torch_ort``.
+
+    ONNX is the one artifact a model can go without (TorchServe's ``_ort`` archive): torch and
+    tf are what the user asked to compare, so a converter that cannot write ONNX is recorded in
+    the manifest (``missing``), not a refusal.
+    """
+    conv.optional.add("onnx")
+    reasons = []
+    for name, make in makers:
+        try:
+            return {"onnx": make()}
+        except RefusedError as exc:
+            reasons.append(f"{name}: {exc}")
+            conv.say(f"  ONNX: {name} failed ({str(exc)[:200]})")
+    conv.missing["onnx"] = "; ".join(reasons)
+    conv.say("  ONNX: none made; the model is served by torch and tf only (no torch_ort)")
+    return {}
 
 
-def _torch_from_onnx(adder: Adder, contract: str, onnx: Path, example: str) -> dict[str, Path | None]:
-    adder.say("  torch: onnx2torch")
-    adder.made_by.update(torchscript="onnx2torch + torch.jit.trace", torch_export="onnx2torch + torch.export")
-    (found,) = adder.steps.run(
+def torch_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Produced:
+    """onnx2torch, then TorchScript by tracing (torch.export where tracing does not reproduce it)."""
+    conv.say("  torch: onnx2torch")
+    conv.made_by.update(torchscript="onnx2torch + torch.jit.trace", torch_export="onnx2torch + torch.export")
+    (found,) = conv.steps.run(
         "torch",
-        [{"op": "from_onnx", "onnx": str(onnx), "contract": contract, "example": example,
-          "out_dir": str(adder.work / "torch")}],
+        [{"op": "from_onnx", "onnx": str(onnx), "contract": conv.contract(entry), "example": str(conv.cases),
+          "out_dir": str(conv.work / "torch")}],
     )  # fmt: skip
     return {found["kind"]: Path(found["path"])}
 
 
-def _onnx_from_savedmodel(adder: Adder, contract: str, saved: Path) -> Path:
-    adder.say("  ONNX: tf2onnx")
-    adder.made_by["onnx"] = "tf2onnx"
-    onnx = adder.work / "from_tf.onnx"
-    adder.steps.run("tf", [{"op": "to_onnx", "path": str(saved), "contract": contract, "out": str(onnx)}])
+def onnx_from_torch(conv: Conversion, entry: ModelEntry, fmt: str, path: Path) -> Path:
+    """torch.onnx: the TorchScript exporter for a ``.pt``, the dynamo exporter for a ``.pt2``."""
+    conv.say("  ONNX: torch.onnx")
+    conv.made_by["onnx"] = "torch.onnx"
+    onnx = conv.work / f"from_{fmt}.onnx"
+    conv.steps.run(
+        "torch",
+        [{"op": "to_onnx", "format": fmt, "path": str(path), "contract": conv.contract(entry),
+          "example": str(conv.cases), "out": str(onnx)}],
+    )  # fmt: skip
     return onnx
 
 
-def _keras_to_savedmodel(adder: Adder, contract: str, keras_file: Path) -> Path:
-    adder.say("  TF: Keras export")
-    adder.made_by["tf"] = "Keras' SavedModel export"
-    saved = adder.work / "keras_savedmodel"
-    adder.steps.run("tf", [{"op": "to_savedmodel", "keras": str(keras_file), "contract": contract, "out": str(saved)}])
+def onnx_from_savedmodel(conv: Conversion, entry: ModelEntry, saved: Path) -> Path:
+    conv.say("  ONNX: tf2onnx")
+    conv.made_by["onnx"] = "tf2onnx"
+    onnx = conv.work / "from_tf.onnx"
+    conv.steps.run("tf", [{"op": "to_onnx", "path": str(saved), "contract": conv.contract(entry), "out": str(onnx)}])
+    return onnx
+
+
+def savedmodel_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path) -> Path:
+    conv.say("  TF: Keras export")
+    conv.made_by["tf"] = "Keras' SavedModel export"
+    saved = conv.work / "keras_savedmodel"
+    conv.steps.run(
+        "tf", [{"op": "to_savedmodel", "keras": str(keras_file), "contract": conv.contract(entry), "out": str(saved)}]
+    )
     return saved
 
 
-def _tf_from_pair(adder: Adder, entry: ModelEntry, pair_tf: tuple[str, Path]) -> Path:
-    fmt, path = pair_tf
+def torch_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path) -> Produced:
+    """Keras 3 on its torch backend: the loaded model is a ``torch.nn.Module``, traced or exported."""
+    conv.say("  torch: Keras 3 on its torch backend")
+    conv.made_by.update(torchscript="Keras 3 (torch backend) + torch.jit.trace",
+                        torch_export="Keras 3 (torch backend) + torch.export")  # fmt: skip
+    (found,) = conv.steps.run(
+        "keras_torch",
+        [{"op": "from_keras", "keras": str(keras_file), "contract": conv.contract(entry), "example": str(conv.cases),
+          "out_dir": str(conv.work / "torch")}],
+        env={"KERAS_BACKEND": "torch"},
+    )  # fmt: skip
+    return {found["kind"]: Path(found["path"])}
+
+
+def tf_for_torch(conv: Conversion, entry: ModelEntry, onnx: Path) -> Path:
+    """A torch source's TF side: the ``--pair``'s if given, else onnx2tf on its ONNX file."""
+    if conv.pair_tf is None:
+        return tf_from_onnx(conv, entry, onnx)
+    fmt, path = conv.pair_tf
     if fmt == "keras":
-        saved = _keras_to_savedmodel(adder, entry.model_dump_json(), path)
-        adder.made_by["tf"] = "the --pair .keras file, exported"
+        saved = savedmodel_from_keras(conv, entry, path)
+        conv.made_by["tf"] = "the --pair .keras file, exported"
         return saved
-    adder.made_by["tf"] = "the --pair SavedModel"
-    saved = adder.work / "pair_savedmodel"
-    adder.steps.run(
-        "tf", [{"op": "resign", "path": str(path), "contract": entry.model_dump_json(), "out": str(saved)}]
-    )  # one signature, named as the contract says, whatever the pair's was
-    return saved
+    conv.made_by["tf"] = "the --pair SavedModel"
+    return _resign(conv, entry, path, conv.work / "pair_savedmodel")
 
 
-def _tf_from_onnx(adder: Adder, entry: ModelEntry, onnx: Path) -> Path:
+def _resign(conv: Conversion, entry: ModelEntry, path: Path, out: Path) -> Path:
+    """One signature, named as the contract says, whatever the SavedModel's was."""
+    conv.steps.run("tf", [{"op": "resign", "path": str(path), "contract": conv.contract(entry), "out": str(out)}])
+    return out
+
+
+def tf_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Path:
     """ONNX -> SavedModel with onnx2tf, input layouts kept (NCHW stays NCHW), signature named as the contract."""
     command = onnx2tf_command()
-    adder.say("  TF: onnx2tf")
-    adder.made_by["tf"] = "onnx2tf"
-    out = adder.work / "onnx2tf"
-    given = adder.work / "onnx2tf-input.onnx"
+    conv.say("  TF: onnx2tf")
+    conv.made_by["tf"] = "onnx2tf"
+    out = conv.work / "onnx2tf"
+    given = conv.work / "onnx2tf-input.onnx"
     shutil.copy(onnx, given)  # onnx2tf simplifies its input file in place
     args = [str(command), "-i", str(given), "-o", str(out), "-osd", "-kat", *entry.input_names, "-n"]
     # onnx2tf runs `onnxsim` as a command (and skips simplifying, silently, when it is not on PATH)
     path = f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     try:
-        adder.steps.command("onnx2tf", args, env={"PATH": path})
+        conv.steps.command("onnx2tf", args, env={"PATH": path})
     except RefusedError as exc:
         raise RefusedError(
             f"{exc}; bring the TF side yourself: duoserve models add NAME --pair TORCH_FILE TF_MODEL (docs/models.md)"
         ) from None
-    saved = adder.work / "tf_savedmodel"
-    adder.steps.run(
-        "tf",
-        [{"op": "resign", "path": str(out), "contract": entry.model_dump_json(), "out": str(saved)}],
-    )
-    return saved
+    return _resign(conv, entry, out, conv.work / "tf_savedmodel")
 
 
-def archives(adder: Adder, entry: ModelEntry) -> None:
-    """TorchServe's two archives of the staged model (the build's own export step, run on the staging root)."""
-    python = sys.executable
-    adder.steps.command(
+def archives(conv: Conversion, stage: Path, entry: ModelEntry) -> None:
+    """TorchServe's archives of the staged model (the build's own export step, run on the staging root)."""
+    jobs = [f"{entry.name}:mar", *([f"{entry.name}:mar_ort"] if "torch_ort" in entry.backends else [])]
+    conv.steps.command(
         "TorchServe archives",
-        [python, "-m", "services.torch_api.export", "--root", str(adder.stage), "--job", f"{entry.name}:mar",
-         "--job", f"{entry.name}:mar_ort"],
+        [sys.executable, "-m", "services.torch_api.export", "--root", str(stage),
+         *(arg for job in jobs for arg in ("--job", job))],
     )  # fmt: skip

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from loadtests import profile
+from loadtests.profile import Wrk, load
 from loadtests.__main__ import _apply, _parser
 
 
@@ -62,3 +63,15 @@ def test_unknown_keys_and_too_few_confirmations_are_refused(tmp_path: Path) -> N
     bad.write_text("windows: {min_windows: 2}\n")
     with pytest.raises(ValueError, match="3 <= min_windows <= max_windows"):
         profile.load(str(bad))
+
+
+def test_a_model_without_torch_ort_drops_its_targets_everywhere() -> None:
+    profile = load("default")
+    profile.wrk = Wrk(target="torch_ort")
+    dropped = profile.served_by(["torch", "tf"])
+    assert "torch_ort" in dropped and "gw_torch_ort" in dropped
+    assert all("torch_ort" not in t for t in profile.all_targets())
+    assert "gw_compare" not in dropped  # /compare asks every backend the model has
+    assert "torch" in profile.targets and "tf" in profile.targets
+    assert profile.wrk.target is not None and "torch_ort" not in profile.wrk.target
+    assert profile.served_by(["torch", "tf"]) == []

@@ -10,7 +10,8 @@ import pytest
 
 from contract.artifacts import artifact_path
 from contract.manifest import ArtifactRecord, Manifest, ModelEntry, TensorSpec, read_manifest
-from stack.models.add import detect, parity_cases, read_sample
+from stack.models.add import parity_cases, read_sample
+from stack.models.formats import detect
 from stack.models.parity import Gate, check_reference
 from stack.models.register import JOURNAL, STAGING, commit, recover
 from stack.models.spec import Declared, RefusedError, merge_inputs, parse_input_option, sanitize
@@ -151,7 +152,7 @@ def test_what_is_not_a_model_is_named(tmp_path: Path) -> None:
         detect(tmp_path / "missing.onnx")
     (tmp_path / "saved").mkdir()
     (tmp_path / "saved" / "saved_model.pb").write_bytes(b"x")
-    assert detect(tmp_path / "saved") == "savedmodel"
+    assert detect(tmp_path / "saved").key == "savedmodel"
 
 
 def _stage(root: Path, tag: str) -> tuple[Path, ModelEntry]:

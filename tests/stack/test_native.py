@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.process import free_port
-from stack.native import COMMANDS, _gateway_backends
+from contract.manifest import Manifest, ModelEntry, TensorSpec
+from stack.native import COMMANDS, _archives, _gateway_backends
 from tests.utils.servers import REPO
 from tests.utils.stack import Stack
 
@@ -41,13 +42,24 @@ def test_second_up_refuses_while_running(stack: Stack) -> None:
     assert "already running" in again.stderr
 
 
+def _entry(name: str, **update: object) -> ModelEntry:
+    spec = TensorSpec(name="x", shape=(2,))
+    return ModelEntry(name=name, inputs=(spec,), outputs=(spec,), max_batch=4).model_copy(update=update)
+
+
 def test_gateway_backends_follow_what_torchserve_loads() -> None:
-    models = ["digits", "mlp"]
+    models = Manifest(models={"digits": _entry("digits"), "mlp": _entry("mlp")})
     assert _gateway_backends("all", models) == {
         "digits": ["torch", "torch_ort", "tf"],
         "mlp": ["torch", "torch_ort", "tf"],
     }
     assert _gateway_backends("digits,mlp_ort", models) == {"digits": ["torch", "tf"], "mlp": ["torch_ort", "tf"]}
+
+
+def test_a_model_without_an_onnx_artifact_has_no_torch_ort_backend() -> None:
+    models = Manifest(models={"k": _entry("k", missing={"onnx": "tf2onnx has no Erfc"}), "mlp": _entry("mlp")})
+    assert _gateway_backends("all", models) == {"k": ["torch", "tf"], "mlp": ["torch", "torch_ort", "tf"]}
+    assert _archives("all", models) == ["k", "mlp", "mlp_ort"]
 
 
 def test_native_commands_are_the_launchers() -> None:

@@ -1,0 +1,43 @@
+"""What one ``models add`` conversion works with: its steps, its folder, the seeded cases, and what it made.
+
+The converters (:mod:`.converters`) and the source formats (:mod:`.formats`) take a
+:class:`Conversion`; :mod:`.add` makes one per run. It sits below all three so that none of
+them imports another's caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contract.manifest import ModelEntry
+
+from .steps import Steps
+
+Say = Callable[[str], None]
+#: Artifact kind -> where it was made (None: the source itself is that artifact).
+Produced = dict[str, Path | None]
+
+
+@dataclass
+class Conversion:
+    """The state of one conversion: where it writes, how it runs steps, and what it made and how."""
+
+    steps: Steps
+    work: Path
+    say: Say
+    #: The seeded inputs every step runs on (``.npz``, :func:`services.jobs.save_cases`).
+    cases: Path
+    #: ``--pair``: the user's TF side (format key, path), used instead of a converter's
+    pair_tf: tuple[str, Path] | None = None
+    #: artifact kind -> the converter that made it (the parity gate's messages and the manifest name it)
+    made_by: dict[str, str] = field(default_factory=dict)
+    #: artifact kinds the model may be registered without (only ``onnx``), set by the format's producer
+    optional: set[str] = field(default_factory=set)
+    #: optional artifacts that could not be made faithfully: kind -> why
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def contract(self, entry: ModelEntry) -> str:
+        """The entry as the workers read it."""
+        return entry.model_dump_json()
