@@ -5,10 +5,10 @@
 few steps on a seeded synthetic task (does the sequence hold more ids below 500 than above),
 so the weights are not just their initialisation.
 
-It is built twice. ``textcls_gelu.keras`` uses Keras' ``gelu`` (the exact one): tf2onnx
-writes an ONNX file with an ``Erfc`` op that no ONNX opset has, and exits 0; duoserve
-refuses it. ``textcls.keras`` uses ``silu``, which every converter takes. (The tanh GELU
-would too, but only as a custom function, which a ``.keras`` file cannot carry.)
+It is built twice. ``textcls_gelu.keras``, the one added, uses Keras' ``gelu`` (the exact
+one): tf2onnx writes an ONNX file with an ``Erfc`` op that no ONNX opset has (and exits 0),
+so duoserve makes the ONNX file from the Keras-on-torch module with torch.onnx instead.
+``textcls.keras`` uses ``silu``, which every converter takes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 
 from contract.artifacts import artifact_path
 from contract.manifest import ArtifactRecord, Manifest, ModelEntry, TensorSpec, read_manifest
+from stack.build import stages_of
 from stack.models.add import parity_cases, read_sample
 from stack.models.formats import detect
 from stack.models.parity import Gate, check_reference
@@ -208,3 +209,39 @@ def test_a_dead_adds_staging_root_is_cleared(tmp_path: Path) -> None:
     recover(tmp_path)
     assert not leftover.exists()
     json.dumps({})  # the journal format is plain JSON
+
+
+def test_an_optional_onnx_that_no_converter_makes_is_recorded_missing(tmp_path: Path) -> None:
+    from stack.models.conversion import Conversion
+    from stack.models.converters import optional_onnx
+    from stack.models.steps import Steps
+
+    said: list[str] = []
+    conv = Conversion(Steps(tmp_path / "work", tmp_path / "log"), tmp_path / "work", said.append, tmp_path / "c.npz")
+    entry = ModelEntry(
+        name="k",
+        inputs=(TensorSpec(name="x", shape=(2,)),),
+        outputs=(TensorSpec(name="y", shape=(1,)),),
+        max_batch=4,
+        origin="user",
+    )
+
+    def fails(why: str) -> Path:
+        raise RefusedError(why)
+
+    made = optional_onnx(
+        conv, entry, ("torch.onnx", lambda: fails("no aten::erfinv")), ("tf2onnx", lambda: fails("no Erfc"))
+    )
+    assert made == {}
+    assert conv.missing == {"onnx": "torch.onnx: no aten::erfinv; tf2onnx: no Erfc"}
+    assert "onnx" in conv.optional
+    assert any("served by torch and tf only" in line for line in said)
+    registered = entry.model_copy(update={"missing": conv.missing})
+    assert registered.backends == ["torch", "tf"]
+    assert [s.kind for s in stages_of(registered)] == ["mar"]
+    # the second maker is not asked when the first succeeds
+    second = Conversion(Steps(tmp_path / "w2", tmp_path / "log2"), tmp_path / "w2", said.append, tmp_path / "c.npz")
+    assert optional_onnx(
+        second, entry, ("torch.onnx", lambda: tmp_path / "m.onnx"), ("tf2onnx", lambda: fails("x"))
+    ) == {"onnx": tmp_path / "m.onnx"}
+    assert second.missing == {}
