@@ -130,6 +130,16 @@ class ParityRecord(_Frozen):
         return max((o.max_abs for o in self.outputs.values()), default=0.0)
 
 
+class InProcessLatency(_Frozen):
+    """One artifact run in its own runtime, in process, with no server: median milliseconds per call."""
+
+    runtime: str
+    batch_1_ms: float
+    max_batch: int
+    max_batch_ms: float
+    repeats: int
+
+
 class SourceInfo(_Frozen):
     """Where a user's model came from (built-in models have none)."""
 
@@ -160,6 +170,9 @@ class ModelEntry(BaseModel):
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
     #: Artifact kind -> the converter that made it from the source (a user's model).
     made_by: dict[str, str] = Field(default_factory=dict)
+    #: ``source`` and each made artifact kind -> its in-process latency (``models add`` measures it), so a
+    #: converter's slow artifact is not read as a slow framework.
+    latency: dict[str, InProcessLatency] = Field(default_factory=dict)
     #: Optional artifacts that could not be made -> why (only ``onnx``: then there is no ONNX Runtime
     #: archive and no ``torch_ort`` backend; torch and tf are still compared).
     missing: dict[Literal["onnx"], str] = Field(default_factory=dict)
@@ -191,6 +204,13 @@ class ModelEntry(BaseModel):
     def backends(self) -> list[str]:
         """The stacks that serve this model: ``torch_ort`` only where an ONNX artifact exists."""
         return ["torch", *([] if "onnx" in self.missing else ["torch_ort"]), "tf"]
+
+    def slowdown(self, kind: str) -> float | None:
+        """How many times slower artifact ``kind`` ran in process than the source, at the max batch (None: unmeasured)."""
+        mine, source = self.latency.get(kind), self.latency.get("source")
+        if mine is None or source is None or source.max_batch_ms <= 0:
+            return None
+        return mine.max_batch_ms / source.max_batch_ms
 
     def contract(self) -> dict[str, Any]:
         """The part of the entry that defines what the model takes and returns (a recipe input)."""
