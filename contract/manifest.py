@@ -206,7 +206,7 @@ class ModelEntry(BaseModel):
         return ["torch", *([] if "onnx" in self.missing else ["torch_ort"]), "tf"]
 
     def slowdown(self, kind: str) -> float | None:
-        """How many times slower artifact ``kind`` ran in process than the source, at the max batch (None: unmeasured)."""
+        """How many times slower ``kind`` ran in process than the source, at the max batch (None: unmeasured)."""
         mine, source = self.latency.get(kind), self.latency.get("source")
         if mine is None or source is None or source.max_batch_ms <= 0:
             return None
