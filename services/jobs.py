@@ -10,8 +10,10 @@ numpy and the standard library only.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +24,12 @@ import numpy as np
 Task = dict[str, Any]
 Handler = Callable[[Task], dict[str, Any]]
 Cases = dict[str, dict[str, np.ndarray]]
+
+
+#: Seconds one in-process timing may take (at least :data:`MIN_CALLS` calls are made whatever it takes).
+TIME_BUDGET_S = 3.0
+MIN_CALLS = 5
+MAX_CALLS = 100
 
 
 class StepError(Exception):
@@ -46,6 +54,37 @@ def load_cases(path: Path) -> Cases:
             case, _, name = key.partition("/")
             cases.setdefault(case, {})[name] = data[key]
     return cases
+
+
+def time_calls(call: Callable[[], object]) -> tuple[float, int]:
+    """The median milliseconds of ``call()`` in process, and how many calls it is the median of.
+
+    Two warm-up calls, then at least :data:`MIN_CALLS`, more while :data:`TIME_BUDGET_S` lasts
+    (at most :data:`MAX_CALLS`): the source model and every converted artifact are timed the
+    same way, one after the other, so their ratio says what a conversion costs.
+    """
+    from contract.latency import percentiles_ms
+
+    call()
+    call()
+    seconds: list[float] = []
+    deadline = time.perf_counter() + TIME_BUDGET_S
+    while len(seconds) < MIN_CALLS or (len(seconds) < MAX_CALLS and time.perf_counter() < deadline):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    median = percentiles_ms(seconds, (50.0,))["p50_ms"]
+    assert median is not None
+    return median, len(seconds)
+
+
+def timed_cases(task: Task, run_case: Callable[[dict[str, np.ndarray]], object], cases: Cases) -> dict[str, Any]:
+    """``{"latency_ms": {case: [median ms, calls]}}`` for each case the task's ``time`` list names ({} without one)."""
+    found: dict[str, list[float]] = {}
+    for case in task.get("time") or []:
+        if case in cases:
+            found[case] = list(time_calls(functools.partial(run_case, cases[case])))
+    return {"latency_ms": found} if found else {}
 
 
 def main(handlers: Mapping[str, Handler], argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract.manifest import ModelEntry
-from services.jobs import StepError, Task, load_cases, main, save_cases
+from services.jobs import StepError, Task, load_cases, main, save_cases, timed_cases
 
 OPSET = 18
 
@@ -119,6 +119,7 @@ def run(task: Task) -> dict[str, Any]:
     names, outputs = task["input_names"], task["output_names"]
     found: dict[str, dict[str, np.ndarray]] = {}
     cases = load_cases(Path(task["inputs"]))
+    call: Any
     if task["format"] == "keras":
         model = _keras(task["path"])
         for case, tensors in cases.items():
@@ -128,6 +129,12 @@ def run(task: Task) -> dict[str, Any]:
                 list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else [out]
             )
             found[case] = {n: np.asarray(v) for n, v in zip(outputs, values, strict=True)}
+        # timed as Keras runs it in production: a traced graph, not eager calls
+        graph = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
+
+        def call(tensors: dict[str, np.ndarray]) -> object:
+            return graph(*(tf.constant(tensors[n]) for n in names))
+
     else:
         _, signature = _signature(task["path"], task.get("signature", "serving_default"))
         for case, tensors in cases.items():
@@ -139,8 +146,12 @@ def run(task: Task) -> dict[str, Any]:
             if missing:
                 raise StepError(f"the signature has no output {missing[0]!r} (it has {', '.join(sorted(out))})")
             found[case] = {n: out[n].numpy() for n in outputs}
+
+        def call(tensors: dict[str, np.ndarray]) -> object:
+            return signature(**{n: tf.constant(tensors[n]) for n in names})
+
     save_cases(Path(task["out"]), found)
-    return {"cases": len(found)}
+    return {"cases": len(found), **timed_cases(task, call, cases)}
 
 
 def _specs(entry: ModelEntry) -> list[tf.TensorSpec]:

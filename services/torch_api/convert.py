@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from contract.manifest import ModelEntry
-from services.jobs import StepError, Task, load_cases, main, save_cases
+from services.jobs import StepError, Task, load_cases, main, save_cases, timed_cases
 
 #: The opset torch.onnx writes (onnx2tf and ONNX Runtime both take it).
 OPSET = 18
@@ -128,7 +128,12 @@ def run(task: Task) -> dict[str, Any]:
             raise StepError(f"the model returned {len(values)} outputs, the contract names {len(outputs)}")
         found[case] = {n: v.detach().cpu().numpy() for n, v in zip(outputs, values, strict=True)}
     save_cases(Path(task["out"]), found)
-    return {"cases": len(found)}
+
+    def call(tensors: dict[str, np.ndarray]) -> object:
+        with torch.inference_mode():
+            return fn(*(torch.from_numpy(tensors[n]) for n in names))
+
+    return {"cases": len(found), **timed_cases(task, call, load_cases(Path(task["inputs"])))}
 
 
 def cases_of(entry: ModelEntry, path: str) -> list[tuple[torch.Tensor, ...]]:

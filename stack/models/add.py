@@ -26,6 +26,7 @@ from contract.manifest import (
     MODEL_NAME_PATTERN,
     NAME_PATTERN,
     ArtifactRecord,
+    InProcessLatency,
     Manifest,
     ModelEntry,
     ParityRecord,
@@ -131,6 +132,8 @@ class Adder:
     stage: Path = field(init=False)
     log_path: Path = field(init=False)
     conv: Conversion = field(init=False)
+    #: "source" and each made artifact kind -> its in-process latency
+    latency: dict[str, InProcessLatency] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stage = staging_root(self.root, self.opts.name)
@@ -162,12 +165,21 @@ class Adder:
         return inputs, outputs
 
     def run(
-        self, fmt: SourceFormat, path: Path, entry: ModelEntry, label: str, outputs: list[str] | None = None
+        self,
+        fmt: SourceFormat,
+        path: Path,
+        entry: ModelEntry,
+        label: str,
+        outputs: list[str] | None = None,
+        *,
+        timed: str | None = None,
     ) -> Cases:
         """``path``'s outputs on every case, in its own runtime, named as ``entry`` (or ``outputs``) says.
 
         ``outputs`` empty: the model declares no names (TorchScript); they become ``output``/``output_<i>``.
+        ``timed``: also time it in process at batch 1 and the max batch, recorded as ``latency[timed]``.
         """
+        sizes = {1: "batch 1", entry.max_batch: f"batch {entry.max_batch}"}
         target = self.conv.work / f"{label}.npz"
         task = {
             "op": "run",
@@ -178,8 +190,16 @@ class Adder:
             "input_names": entry.input_names,
             "output_names": entry.output_names if outputs is None else outputs,
             "signature": entry.tf_signature,
+            "time": list(sizes.values()) if timed else [],
         }
-        self.conv.steps.run(fmt.worker, [task])
+        (answer,) = self.conv.steps.run(fmt.worker, [task])
+        if timed and "latency_ms" in answer:
+            found = answer["latency_ms"]
+            one, most = found[sizes[1]], found[sizes[entry.max_batch]]
+            self.latency[timed] = InProcessLatency(
+                runtime=fmt.runtime, batch_1_ms=one[0], max_batch=entry.max_batch, max_batch_ms=most[0],
+                repeats=int(min(one[1], most[1])),
+            )  # fmt: skip
         return load_cases(target)
 
     def gate(self, what: str, against: str, reference: Cases, candidate: Cases) -> ParityRecord:
@@ -230,7 +250,7 @@ class Adder:
         if pair_tf is not None and len(names) > 1:
             names = self._pair_order(fmt, source, pair_tf, draft, names)
         self.say(f"  reference: {fmt.runtime}, batches 1, 7, {max_batch}" + (", the sample" if sample else ""))
-        reference = self.run(fmt, source, draft, "reference", outputs=names)
+        reference = self.run(fmt, source, draft, "reference", outputs=names, timed="source")
         for case, outputs in reference.items():
             check_reference(case, outputs)
         declared = {d.name: d for d in declared_out or []}
@@ -253,7 +273,7 @@ class Adder:
             what = f"the {kind} artifact ({runtime.runtime}, made by {self.conv.made_by.get(kind, 'the user')})"
             self.say(f"  parity: {what}")
             try:
-                candidate = self.run(runtime, path, entry, kind)
+                candidate = self.run(runtime, path, entry, kind, timed=kind)
                 parity[kind] = self.gate(what, fmt.runtime, reference, candidate)
             except RefusedError as exc:
                 message = str(exc) if str(exc).startswith(what) else f"{what} fails: {exc}"
@@ -366,6 +386,7 @@ class Adder:
                 "parity": parity,
                 "artifacts": records,
                 "missing": dict(self.conv.missing),
+                "latency": {k: v for k, v in self.latency.items() if k == "source" or k in produced},
                 "made_by": {k: v for k, v in self.conv.made_by.items() if k in produced and produced[k] is not None},
             }
         )

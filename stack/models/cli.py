@@ -79,6 +79,18 @@ def _parity(entry: ModelEntry) -> str:
     return f"{figures} (max abs difference from {first.against}; tolerance {first.tolerance_abs:g})"
 
 
+def _latency(entry: ModelEntry) -> str:
+    """The source's in-process time at the max batch and each artifact's as a multiple of it."""
+    source = entry.latency["source"]
+    ratios = ", ".join(
+        f"{kind} {ratio:.2f}×" for kind in sorted(entry.latency) if kind != "source" and (ratio := entry.slowdown(kind))
+    )
+    return (
+        f"source ({source.runtime}) {source.max_batch_ms:.3g} ms at batch {source.max_batch} "
+        f"({source.batch_1_ms:.3g} ms at 1); {ratios or 'no artifact timed'} (time of the source's)"
+    )
+
+
 def list_models(root: Path) -> int:
     manifest = read_manifest(root)
     for name, entry in manifest.models.items():
@@ -90,10 +102,12 @@ def list_models(root: Path) -> int:
         print(f"{name}\n  origin:    {origin}\n  inputs:    {_tensors(entry, 'inputs')}")
         print(f"  outputs:   {_tensors(entry, 'outputs')}\n  max batch: {entry.max_batch}")
         print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}")
-        for kind, converter in entry.made_by.items():
-            print(f"  {kind + ':':<10} made by {converter}")
+        if entry.made_by:
+            print(f"  made by:   {'; '.join(f'{kind}: {how}' for kind, how in sorted(entry.made_by.items()))}")
         for kind, why in entry.missing.items():
             print(f"  missing:   {kind} (no {'torch_ort' if kind == 'onnx' else kind} backend): {why}")
+        if "source" in entry.latency:
+            print(f"  in process: {_latency(entry)}")
         print(f"  served by: {', '.join(entry.backends)}\n")
     return 0
 
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"added {entry.name}: {_tensors(entry, 'inputs')} -> {_tensors(entry, 'outputs')}; parity {best}")
         for kind, why in entry.missing.items():
             print(f"no {kind} artifact, so no torch_ort backend: {why}")
+        if "source" in entry.latency:
+            print(f"in process: {_latency(entry)}")
         print(f"serve it: make up ({', '.join(entry.backends)} backends); compare: make run MODEL={entry.name}")
         return 0
     except (RefusedError, ArtifactError) as exc:

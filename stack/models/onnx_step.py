@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from services.jobs import StepError, Task, load_cases, main, save_cases
+from services.jobs import StepError, Task, load_cases, main, save_cases, timed_cases
 
 
 def _load(path: str) -> Any:
@@ -118,7 +118,8 @@ def run(task: Task) -> dict[str, Any]:
             raise StepError(f"ONNX Runtime failed on {case}: {str(exc).splitlines()[0]}") from None
         found[case] = {n: np.asarray(v) for n, v in zip(outputs, values, strict=True)}
     save_cases(Path(task["out"]), found)
-    return {"cases": len(found)}
+    cases = load_cases(Path(task["inputs"]))
+    return {"cases": len(found), **timed_cases(task, lambda t: session.run(outputs, {n: t[n] for n in names}), cases)}
 
 
 if __name__ == "__main__":

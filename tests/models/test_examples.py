@@ -42,6 +42,13 @@ def test_every_artifact_passed_the_gate_at_1_7_and_max_batch_and_on_the_sample(e
         assert set(record.outputs) == set(entry.output_names)
         for output, figures in record.outputs.items():
             assert figures.max_abs <= 1e-4, (name, kind, output, figures)
+    # the source and every made artifact timed in process, at batch 1 and the max batch
+    assert set(entry.latency) == {"source", *entry.parity}, entry.latency
+    for kind, timing in entry.latency.items():
+        assert timing.max_batch == entry.max_batch and timing.repeats >= 5, (kind, timing)
+        assert 0 < timing.batch_1_ms and 0 < timing.max_batch_ms, (kind, timing)
+        ratio = entry.slowdown(kind)
+        assert ratio is not None and ratio > 0
 
 
 def test_dynrnn_shows_what_export_does_to_pack_padded_sequence(state: dict[str, Any]) -> None:

@@ -245,3 +245,17 @@ def test_an_optional_onnx_that_no_converter_makes_is_recorded_missing(tmp_path: 
         second, entry, ("torch.onnx", lambda: tmp_path / "m.onnx"), ("tf2onnx", lambda: fails("x"))
     ) == {"onnx": tmp_path / "m.onnx"}
     assert second.missing == {}
+
+
+def test_the_slowdown_of_an_artifact_is_its_time_over_the_sources() -> None:
+    from contract.manifest import InProcessLatency
+
+    def timing(ms: float) -> InProcessLatency:
+        return InProcessLatency(runtime="r", batch_1_ms=ms / 4, max_batch=8, max_batch_ms=ms, repeats=5)
+
+    spec = TensorSpec(name="x", shape=(2,))
+    entry = ModelEntry(name="k", inputs=(spec,), outputs=(spec,), max_batch=8)
+    assert entry.slowdown("tf") is None  # nothing measured: nothing said
+    entry = entry.model_copy(update={"latency": {"source": timing(10.0), "torchscript": timing(25.0)}})
+    assert entry.slowdown("torchscript") == 2.5
+    assert entry.slowdown("onnx") is None
