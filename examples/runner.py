@@ -107,7 +107,15 @@ EXAMPLES: dict[str, Example] = {
             "textcls",
             "a Keras text classifier with an embedding (tokens [N,T] int64), from the TF side",
             "examples.textcls.build",
-            ("textcls_gelu.keras", "--input", "tokens:-1,-1:int64:0:999", "--max-length", "64", "--sample", "sample.npz"),
+            (
+                "textcls_gelu.keras",
+                "--input",
+                "tokens:-1,-1:int64:0:999",
+                "--max-length",
+                "64",
+                "--sample",
+                "sample.npz",
+            ),
         ),
         Example(
             "tinybert",

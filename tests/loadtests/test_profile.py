@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from loadtests import profile
-from loadtests.profile import Wrk, load
 from loadtests.__main__ import _apply, _parser
+from loadtests.profile import Wrk, load
 
 
 def test_default_profile_is_the_make_run_comparison() -> None:
@@ -69,9 +69,12 @@ def test_a_model_without_torch_ort_drops_its_targets_everywhere() -> None:
     profile = load("default")
     profile.wrk = Wrk(target="torch_ort")
     dropped = profile.served_by(["torch", "tf"])
-    assert "torch_ort" in dropped and "gw_torch_ort" in dropped
+    assert "torch_ort" in dropped
+    assert "gw_torch_ort" in dropped
     assert all("torch_ort" not in t for t in profile.all_targets())
     assert "gw_compare" not in dropped  # /compare asks every backend the model has
-    assert "torch" in profile.targets and "tf" in profile.targets
-    assert profile.wrk.target is not None and "torch_ort" not in profile.wrk.target
+    assert "torch" in profile.targets
+    assert "tf" in profile.targets
+    assert profile.wrk.target is not None
+    assert "torch_ort" not in profile.wrk.target
     assert profile.served_by(["torch", "tf"]) == []

@@ -45,10 +45,12 @@ def test_every_artifact_passed_the_gate_at_1_7_and_max_batch_and_on_the_sample(e
     # the source and every made artifact timed in process, at batch 1 and the max batch
     assert set(entry.latency) == {"source", *entry.parity}, entry.latency
     for kind, timing in entry.latency.items():
-        assert timing.max_batch == entry.max_batch and timing.repeats >= 5, (kind, timing)
-        assert 0 < timing.batch_1_ms and 0 < timing.max_batch_ms, (kind, timing)
+        assert timing.max_batch == entry.max_batch, (kind, timing)
+        assert timing.repeats >= 5, (kind, timing)
+        assert min(timing.batch_1_ms, timing.max_batch_ms) > 0, (kind, timing)
         ratio = entry.slowdown(kind)
-        assert ratio is not None and ratio > 0
+        assert ratio is not None
+        assert ratio > 0
 
 
 def test_dynrnn_shows_what_export_does_to_pack_padded_sequence(state: dict[str, Any]) -> None:

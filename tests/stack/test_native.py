@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.process import free_port
 from contract.manifest import Manifest, ModelEntry, TensorSpec
+from services.process import free_port
 from stack.native import COMMANDS, _archives, _gateway_backends
 from tests.utils.servers import REPO
 from tests.utils.stack import Stack
