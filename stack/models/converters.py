@@ -24,6 +24,11 @@ from .conversion import Conversion, Produced
 from .spec import RefusedError, sanitize
 from .steps import REPO
 
+#: What works when no converter makes the torch side from ONNX (onnx2torch is unmaintained since 2024-08).
+TORCH_REMEDY = (
+    "bring the model as a torch.export .pt2 instead (torch.export.export with dynamic_shapes, then torch.export.save): "
+    "duoserve serves it as it is and makes ONNX and TF from it (docs/models.md)"
+)
 ONNX2TF_VENV = Path(os.environ.get("DUOSERVE_ONNX2TF_VENV") or REPO / ".venv-onnx2tf")
 ONNX2TF_REQUIREMENTS = Path(__file__).resolve().parent / "onnx2tf.requirements.txt"
 
@@ -113,11 +118,14 @@ def torch_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Produced
     """onnx2torch, then TorchScript by tracing (torch.export where tracing does not reproduce it)."""
     conv.say("  torch: onnx2torch")
     conv.made_by.update(torchscript="onnx2torch + torch.jit.trace", torch_export="onnx2torch + torch.export")
-    (found,) = conv.steps.run(
-        "torch",
-        [{"op": "from_onnx", "onnx": str(onnx), "contract": conv.contract(entry), "example": str(conv.cases),
-          "out_dir": str(conv.work / "torch")}],
-    )  # fmt: skip
+    try:
+        (found,) = conv.steps.run(
+            "torch",
+            [{"op": "from_onnx", "onnx": str(onnx), "contract": conv.contract(entry), "example": str(conv.cases),
+              "out_dir": str(conv.work / "torch")}],
+        )  # fmt: skip
+    except RefusedError as exc:
+        raise RefusedError(f"{exc}; {TORCH_REMEDY}") from None
     return {found["kind"]: Path(found["path"])}
 
 
