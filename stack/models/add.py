@@ -257,33 +257,24 @@ class Adder:
         entry = draft.model_copy(update={"outputs": output_specs(next(iter(reference.values())), declared)})
         entry = ModelEntry.model_validate(entry.model_dump())
         self.conv.pair_tf = (pair_tf[0].key, pair_tf[1]) if pair_tf else None
-        produced = fmt.produce(self.conv, entry, source)
-        parity = self._check(fmt, entry, reference, produced)
-        return self._register(entry, fmt, source, produced, parity, sample)
 
-    def _check(
-        self, fmt: SourceFormat, entry: ModelEntry, reference: Cases, produced: Produced
-    ) -> dict[str, ParityRecord]:
-        """Each made artifact against the reference; an optional ONNX that fails is dropped and said missing."""
-        parity: dict[str, ParityRecord] = {}
-        for kind, path in list(produced.items()):
-            if path is None:
-                continue  # the source itself, served as it came
+        def gate(kind: str, path: Path) -> ParityRecord:
+            """``path`` as artifact ``kind`` against the reference (the format's producer calls it on each try)."""
             runtime = ARTIFACT_FORMAT[kind]
             what = f"the {kind} artifact ({runtime.runtime}, made by {self.conv.made_by.get(kind, 'the user')})"
             self.say(f"  parity: {what}")
             try:
                 candidate = self.run(runtime, path, entry, kind, timed=kind)
-                parity[kind] = self.gate(what, fmt.runtime, reference, candidate)
+                return self.gate(what, fmt.runtime, reference, candidate)
             except RefusedError as exc:
                 message = str(exc) if str(exc).startswith(what) else f"{what} fails: {exc}"
-                if kind == "onnx" and "onnx" in self.conv.optional:
-                    self.conv.missing["onnx"] = message
-                    self.say(f"  ONNX dropped: {message[:300]}; the model is served by torch and tf only")
-                    del produced[kind]
-                    continue
                 raise RefusedError(message + self._hint(kind)) from None
-        return parity
+
+        self.conv.gate = gate
+        produced = fmt.produce(self.conv, entry, source)
+        unchecked = [k for k, v in produced.items() if v is not None and k not in self.conv.parity]
+        assert not unchecked, f"made but not gated: {unchecked}"
+        return self._register(entry, fmt, source, produced, self.conv.parity, sample)
 
     def _hint(self, kind: str) -> str:
         """What works instead when a converter's artifact is refused."""

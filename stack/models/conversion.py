@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contract.manifest import ModelEntry
+from contract.manifest import ModelEntry, ParityRecord
 
 from .steps import Steps
 
@@ -33,10 +33,18 @@ class Conversion:
     pair_tf: tuple[str, Path] | None = None
     #: artifact kind -> the converter that made it (the parity gate's messages and the manifest name it)
     made_by: dict[str, str] = field(default_factory=dict)
-    #: artifact kinds the model may be registered without (only ``onnx``), set by the format's producer
-    optional: set[str] = field(default_factory=set)
     #: optional artifacts that could not be made faithfully: kind -> why
     missing: dict[str, str] = field(default_factory=dict)
+    #: The parity gate, set by the add once the reference outputs are known: (kind, path) -> the record,
+    #: or RefusedError naming the converter, the output and the difference.
+    gate: Callable[[str, Path], ParityRecord] | None = None
+    #: artifact kind -> its parity record, for each artifact that passed the gate
+    parity: dict[str, ParityRecord] = field(default_factory=dict)
+
+    def check(self, kind: str, path: Path) -> None:
+        """Gate ``path`` as artifact ``kind``; RefusedError when it is not faithful."""
+        assert self.gate is not None, "the gate is set before any artifact is made"
+        self.parity[kind] = self.gate(kind, path)
 
     def contract(self, entry: ModelEntry) -> str:
         """The entry as the workers read it."""

@@ -94,24 +94,35 @@ def normalize_onnx(conv: Conversion, source: Path) -> Path:
     return target
 
 
-def optional_onnx(conv: Conversion, entry: ModelEntry, *makers: tuple[str, Callable[[], Path]]) -> Produced:
-    """The ONNX artifact from the first maker that succeeds; none: the model is served without ``torch_ort``.
+Maker = tuple[str, Callable[[], Produced]]
 
-    ONNX is the one artifact a model can go without (TorchServe's ``_ort`` archive): torch and
-    tf are what the user asked to compare, so a converter that cannot write ONNX is recorded in
-    the manifest (``missing``), not a refusal.
+
+def first_faithful(conv: Conversion, what: str, *makers: Maker, optional: bool = False) -> Produced:
+    """The artifact from the first maker whose result passes the parity gate, in the order given.
+
+    Each maker is (converter name, function making one artifact). A converter that fails, or
+    whose artifact the gate refuses, hands over to the next. ``optional`` (only ONNX, whose
+    archive is the one a model can go without): when none succeeds the model is still
+    registered for torch and tf, and the manifest says why (``missing``); otherwise the add is
+    refused with every converter's reason.
     """
-    conv.optional.add("onnx")
     reasons = []
     for name, make in makers:
         try:
-            return {"onnx": make()}
+            made = make()
+            for kind, path in made.items():
+                assert path is not None
+                conv.check(kind, path)
+            return made
         except RefusedError as exc:
-            reasons.append(f"{name}: {exc}")
-            conv.say(f"  ONNX: {name} failed ({str(exc)[:200]})")
-    conv.missing["onnx"] = "; ".join(reasons)
-    conv.say("  ONNX: none made; the model is served by torch and tf only (no torch_ort)")
-    return {}
+            reasons.append(str(exc) if len(makers) == 1 else f"{name}: {exc}")
+            if len(makers) > 1:
+                conv.say(f"  {what}: {name} refused ({str(exc)[:160]})")
+    if optional:
+        conv.missing["onnx"] = "; ".join(reasons)
+        conv.say(f"  {what}: none made; the model is served by torch and tf only (no torch_ort)")
+        return {}
+    raise RefusedError("; ".join(reasons))
 
 
 def torch_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Produced:
@@ -174,11 +185,8 @@ def torch_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path) -> P
     return {found["kind"]: Path(found["path"])}
 
 
-def tf_for_torch(conv: Conversion, entry: ModelEntry, onnx: Path) -> Path:
-    """A torch source's TF side: the ``--pair``'s if given, else onnx2tf on its ONNX file."""
-    if conv.pair_tf is None:
-        return tf_from_onnx(conv, entry, onnx)
-    fmt, path = conv.pair_tf
+def tf_from_pair(conv: Conversion, entry: ModelEntry, fmt: str, path: Path) -> Path:
+    """The ``--pair``'s TF side: a ``.keras`` file exported, a SavedModel re-signed as the contract names it."""
     if fmt == "keras":
         saved = savedmodel_from_keras(conv, entry, path)
         conv.made_by["tf"] = "the --pair .keras file, exported"

@@ -6,13 +6,13 @@ made from it. Adding a format is one more entry in :data:`FORMATS`; nothing else
 on a format's name.
 
 =====================  ============  ===================================================
-source                 reference     produced (first converter that succeeds)
+source                 reference     produced (the first converter whose artifact
+                                     passes the parity gate; the next one otherwise)
 =====================  ============  ===================================================
 ONNX file              ONNX Runtime  torch: onnx2torch -> TorchScript / torch.export;
                                      TF: onnx2tf
 TorchScript ``.pt``    torch         ONNX: torch.onnx; TF: onnx2tf on that ONNX
-torch.export ``.pt2``  torch         ONNX: torch.onnx (dynamo), optional;
-                                     TF: onnx2tf
+torch.export ``.pt2``  torch         ONNX: torch.onnx (dynamo); TF: onnx2tf
 SavedModel directory   TensorFlow    ONNX: tf2onnx; torch: onnx2torch on that ONNX
 ``.keras`` file        Keras (TF)    TF: Keras' export; torch: Keras 3 on torch;
                                      ONNX: torch.onnx on that torch artifact, else
@@ -69,40 +69,80 @@ class SourceFormat:
         return path.is_file() and path.suffix.lower() in self.suffixes
 
 
+def _one(kind: str, make: Callable[[], Path]) -> Callable[[], Produced]:
+    return lambda: {kind: make()}
+
+
+def _tf_for_torch(conv: Conversion, entry: ModelEntry, onnx: Path | None) -> Produced:
+    """A torch source's TF side: the ``--pair``'s if given, else the first converter whose SavedModel is faithful."""
+    if conv.pair_tf is not None:
+        fmt, path = conv.pair_tf
+        return converters.first_faithful(
+            conv, "TF", ("--pair", _one("tf", lambda: converters.tf_from_pair(conv, entry, fmt, path)))
+        )
+    if onnx is None:
+        raise RefusedError("no ONNX file for onnx2tf to convert: " + conv.missing.get("onnx", "torch.onnx failed"))
+    return converters.first_faithful(
+        conv, "TF", ("onnx2tf", _one("tf", lambda: converters.tf_from_onnx(conv, entry, onnx)))
+    )
+
+
 def _from_onnx(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
-    torch = converters.torch_from_onnx(conv, entry, source)
-    return {"onnx": None, **torch, "tf": converters.tf_from_onnx(conv, entry, source)}
+    torch = converters.first_faithful(
+        conv, "torch", ("onnx2torch", lambda: converters.torch_from_onnx(conv, entry, source))
+    )
+    tf = converters.first_faithful(
+        conv, "TF", ("onnx2tf", _one("tf", lambda: converters.tf_from_onnx(conv, entry, source)))
+    )
+    return {"onnx": None, **torch, **tf}
+
+
+def _from_torch(conv: Conversion, entry: ModelEntry, source: Path, key: str) -> Produced:
+    onnx = converters.first_faithful(
+        conv, "ONNX", ("torch.onnx", _one("onnx", lambda: converters.onnx_from_torch(conv, entry, key, source)))
+    )
+    return {key: None, **onnx, **_tf_for_torch(conv, entry, onnx["onnx"])}
 
 
 def _from_torchscript(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
-    onnx = converters.onnx_from_torch(conv, entry, "torchscript", source)  # onnx2tf needs it: not optional
-    return {"torchscript": None, "onnx": onnx, "tf": converters.tf_for_torch(conv, entry, onnx)}
+    return _from_torch(conv, entry, source, "torchscript")
 
 
 def _from_torch_export(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
-    onnx = converters.onnx_from_torch(conv, entry, "torch_export", source)
-    return {"torch_export": None, "onnx": onnx, "tf": converters.tf_for_torch(conv, entry, onnx)}
+    return _from_torch(conv, entry, source, "torch_export")
 
 
 def _from_savedmodel(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
-    onnx = converters.onnx_from_savedmodel(conv, entry, source)  # onnx2torch needs it: not optional
-    return {"tf": None, "onnx": onnx, **converters.torch_from_onnx(conv, entry, onnx)}
+    onnx = converters.first_faithful(  # onnx2torch needs it: not optional
+        conv, "ONNX", ("tf2onnx", _one("onnx", lambda: converters.onnx_from_savedmodel(conv, entry, source)))
+    )
+    path = onnx["onnx"]
+    assert path is not None
+    torch = converters.first_faithful(
+        conv, "torch", ("onnx2torch", lambda: converters.torch_from_onnx(conv, entry, path))
+    )
+    return {"tf": None, **onnx, **torch}
 
 
 def _from_keras(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
-    saved = converters.savedmodel_from_keras(conv, entry, source)
-    made: Produced = {"tf": saved, **converters.torch_from_keras(conv, entry, source)}
-    ((torch_kind, torch_path),) = ((k, v) for k, v in made.items() if k != "tf")
+    tf = converters.first_faithful(
+        conv, "TF", ("Keras export", _one("tf", lambda: converters.savedmodel_from_keras(conv, entry, source)))
+    )
+    torch = converters.first_faithful(
+        conv, "torch", ("Keras 3 on torch", lambda: converters.torch_from_keras(conv, entry, source))
+    )
+    ((torch_kind, torch_path),) = torch.items()
+    saved = tf["tf"]
     assert torch_path is not None
-    return {
-        **made,
-        **converters.optional_onnx(
-            conv,
-            entry,
-            ("torch.onnx", lambda: converters.onnx_from_torch(conv, entry, torch_kind, torch_path)),
-            ("tf2onnx", lambda: converters.onnx_from_savedmodel(conv, entry, saved)),
-        ),
-    }
+    assert saved is not None
+    onnx = converters.first_faithful(
+        conv,
+        "ONNX",
+        ("torch.onnx", _one("onnx", lambda: converters.onnx_from_torch(conv, entry, torch_kind, torch_path))),
+        ("tf2onnx", _one("onnx", lambda: converters.onnx_from_savedmodel(conv, entry, saved))),
+        optional=True,
+    )
+    return {**tf, **torch, **onnx}
 
 
 FORMATS: dict[str, SourceFormat] = {

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from contract.artifacts import artifact_path
-from contract.manifest import ArtifactRecord, Manifest, ModelEntry, TensorSpec, read_manifest
+from contract.manifest import ArtifactRecord, Manifest, ModelEntry, ParityRecord, TensorSpec, read_manifest
 from stack.build import stages_of
 from stack.models.add import parity_cases, read_sample
+from stack.models.conversion import Produced
 from stack.models.formats import detect
 from stack.models.parity import Gate, check_reference
 from stack.models.register import JOURNAL, STAGING, commit, recover
@@ -211,40 +212,64 @@ def test_a_dead_adds_staging_root_is_cleared(tmp_path: Path) -> None:
     json.dumps({})  # the journal format is plain JSON
 
 
-def test_an_optional_onnx_that_no_converter_makes_is_recorded_missing(tmp_path: Path) -> None:
+def test_the_first_converter_whose_artifact_passes_the_gate_wins(tmp_path: Path) -> None:
     from stack.models.conversion import Conversion
-    from stack.models.converters import optional_onnx
+    from stack.models.converters import first_faithful
     from stack.models.steps import Steps
 
     said: list[str] = []
-    conv = Conversion(Steps(tmp_path / "work", tmp_path / "log"), tmp_path / "work", said.append, tmp_path / "c.npz")
-    entry = ModelEntry(
-        name="k",
-        inputs=(TensorSpec(name="x", shape=(2,)),),
-        outputs=(TensorSpec(name="y", shape=(1,)),),
-        max_batch=4,
-        origin="user",
-    )
+    gated: list[Path] = []
 
-    def fails(why: str) -> Path:
+    def gate(kind: str, path: Path) -> ParityRecord:
+        gated.append(path)
+        if path.name == "wrong.onnx":
+            raise RefusedError("the onnx artifact disagrees with the source on output y")
+        return ParityRecord(against="torch", tolerance_abs=1e-4, batches=(1,), outputs={})
+
+    def conversion(work: str) -> Conversion:
+        conv = Conversion(
+            Steps(tmp_path / work, tmp_path / f"{work}.log"), tmp_path / work, said.append, tmp_path / "c"
+        )
+        conv.gate = gate
+        return conv
+
+    def fails(why: str) -> Produced:
         raise RefusedError(why)
 
-    made = optional_onnx(
-        conv, entry, ("torch.onnx", lambda: fails("no aten::erfinv")), ("tf2onnx", lambda: fails("no Erfc"))
+    # a converter that fails, then one whose artifact the gate refuses, then one that passes
+    conv = conversion("a")
+    made = first_faithful(
+        conv,
+        "ONNX",
+        ("torch.onnx", lambda: fails("no aten::erfinv")),
+        ("tf2onnx", lambda: {"onnx": tmp_path / "wrong.onnx"}),
+        ("third", lambda: {"onnx": tmp_path / "right.onnx"}),
+    )
+    assert made == {"onnx": tmp_path / "right.onnx"}
+    assert gated == [tmp_path / "wrong.onnx", tmp_path / "right.onnx"]
+    assert set(conv.parity) == {"onnx"}
+    assert conv.missing == {}
+    # none faithful, optional: recorded missing (only ONNX can be), every reason kept
+    conv = conversion("b")
+    made = first_faithful(
+        conv,
+        "ONNX",
+        ("torch.onnx", lambda: fails("no aten::erfinv")),
+        ("tf2onnx", lambda: fails("no Erfc")),
+        optional=True,
     )
     assert made == {}
     assert conv.missing == {"onnx": "torch.onnx: no aten::erfinv; tf2onnx: no Erfc"}
-    assert "onnx" in conv.optional
     assert any("served by torch and tf only" in line for line in said)
-    registered = entry.model_copy(update={"missing": conv.missing})
+    # none faithful, required: refused with the one converter's own words
+    with pytest.raises(RefusedError, match=r"^the onnx artifact disagrees with the source on output y$"):
+        first_faithful(conversion("c"), "ONNX", ("tf2onnx", lambda: {"onnx": tmp_path / "wrong.onnx"}))
+    spec = TensorSpec(name="x", shape=(2,))
+    registered = ModelEntry(name="k", origin="user", inputs=(spec,), outputs=(spec,), max_batch=4).model_copy(
+        update={"missing": {"onnx": "no Erfc"}}
+    )
     assert registered.backends == ["torch", "tf"]
     assert [s.kind for s in stages_of(registered)] == ["mar"]
-    # the second maker is not asked when the first succeeds
-    second = Conversion(Steps(tmp_path / "w2", tmp_path / "log2"), tmp_path / "w2", said.append, tmp_path / "c.npz")
-    assert optional_onnx(
-        second, entry, ("torch.onnx", lambda: tmp_path / "m.onnx"), ("tf2onnx", lambda: fails("x"))
-    ) == {"onnx": tmp_path / "m.onnx"}
-    assert second.missing == {}
 
 
 def test_the_slowdown_of_an_artifact_is_its_time_over_the_sources() -> None:
