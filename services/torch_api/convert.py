@@ -7,7 +7,8 @@ beside TensorFlow. Tasks:
 - ``run``: the model's outputs on each case of an ``.npz`` (the parity gate's reference or candidate);
 - ``to_onnx``: torch.onnx's exporter (torch.export programs: the dynamo exporter; TorchScript:
   the TorchScript-based one, the only one that takes a ScriptModule), batch and dynamic axes kept;
-- ``from_onnx``: onnx2torch, then ``torch.jit.trace`` into TorchScript (``torch.export`` if tracing fails).
+- ``from_onnx``: onnx2torch, then ``torch.jit.trace`` into TorchScript (``torch.export`` if tracing fails;
+  only ``torch.export`` with ``"export": true``, for the ATen lowering).
 
 (A ``.keras`` file goes through Keras 3's torch backend in :mod:`stack.models.keras_torch`,
 which needs Keras and torch in one process: this package never imports Keras.)
@@ -254,7 +255,12 @@ def _agrees(fn: Any, module: torch.nn.Module, cases: list[tuple[torch.Tensor, ..
 
 
 def save_torch(
-    module: torch.nn.Module, entry: ModelEntry, cases: list[tuple[torch.Tensor, ...]], out_dir: Path
+    module: torch.nn.Module,
+    entry: ModelEntry,
+    cases: list[tuple[torch.Tensor, ...]],
+    out_dir: Path,
+    *,
+    program: bool = False,
 ) -> dict[str, Any]:
     """TorchScript by tracing if it reproduces the module on every case, else a torch.export program that does.
 
@@ -263,43 +269,59 @@ def save_torch(
     max batch, dynamic axes at several sizes) before it is kept. Traced with TF32 off, as the
     built-in exports are: the trace stores cuDNN's ``allow_tf32`` in every convolution, and a
     TF32 convolution on a GPU host leaves the 1e-4 parity (``services.torch_api.export``).
+    ``program``: a torch.export program only (what the ATen lowering reads).
     """
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     module.eval()
     examples = next((c for c in cases if len(c[0]) > 1), cases[0])
-    errors = []
+    errors: list[str] = []
     with _quiet():
-        try:
-            traced = torch.jit.trace(module, examples, check_trace=False)
-            problem = _agrees(traced, module, cases)
-            if problem is None:
-                path = out_dir / f"torchscript/{entry.name}.pt"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.jit.save(traced, str(path))
-                return {"kind": "torchscript", "path": str(path)}
-            errors.append(f"torch.jit.trace: the traced module {problem}")
-        except Exception as exc:  # noqa: BLE001 - try torch.export next
-            errors.append(f"torch.jit.trace: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-        try:
-            batch = torch.export.Dim("batch", min=1, max=max(2, entry.max_batch))
-            shapes = tuple(
-                {0: batch, **{i + 1: torch.export.Dim(f"{t.name}_{i + 1}", min=1, max=m)
-                             for i, (d, m) in enumerate(zip(t.shape, t.largest, strict=True)) if d == -1}}
-                for t in entry.inputs
-            )  # fmt: skip
-            # Ordered.forward takes *args: its dynamic shapes are one tuple, for that one parameter
-            program = torch.export.export(module, examples, dynamic_shapes=(shapes,))
-            problem = _agrees(program.module(), module, cases)
-            if problem is None:
-                path = out_dir / f"torchexport/{entry.name}.pt2"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.export.save(program, str(path))
-                return {"kind": "torch_export", "path": str(path)}
-            errors.append(f"torch.export: the exported program {problem}")
-        except Exception as exc:  # noqa: BLE001
-            errors.append(f"torch.export: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        for attempt in ([] if program else [_trace]) + [_export]:
+            try:
+                found, problem = attempt(module, entry, examples, cases, out_dir)
+            except Exception as exc:  # noqa: BLE001 - the next attempt, or the refusal naming each
+                errors.append(f"{attempt.__doc__}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                continue
+            if found is not None:
+                return found
+            errors.append(f"{attempt.__doc__}: {problem}")
     raise StepError("cannot make a TorchServe artifact: " + "; ".join(errors))
+
+
+def _trace(
+    module: torch.nn.Module, entry: ModelEntry, examples: Any, cases: list[tuple[torch.Tensor, ...]], out_dir: Path
+) -> tuple[dict[str, Any] | None, str | None]:
+    """torch.jit.trace"""
+    traced = torch.jit.trace(module, examples, check_trace=False)
+    problem = _agrees(traced, module, cases)
+    if problem is not None:
+        return None, f"the traced module {problem}"
+    path = out_dir / f"torchscript/{entry.name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(traced, str(path))
+    return {"kind": "torchscript", "path": str(path)}, None
+
+
+def _export(
+    module: torch.nn.Module, entry: ModelEntry, examples: Any, cases: list[tuple[torch.Tensor, ...]], out_dir: Path
+) -> tuple[dict[str, Any] | None, str | None]:
+    """torch.export"""
+    batch = torch.export.Dim("batch", min=1, max=max(2, entry.max_batch))
+    shapes = tuple(
+        {0: batch, **{i + 1: torch.export.Dim(f"{t.name}_{i + 1}", min=1, max=m)
+                     for i, (d, m) in enumerate(zip(t.shape, t.largest, strict=True)) if d == -1}}
+        for t in entry.inputs
+    )  # fmt: skip
+    # Ordered.forward takes *args: its dynamic shapes are one tuple, for that one parameter
+    program = torch.export.export(module, examples, dynamic_shapes=(shapes,))
+    problem = _agrees(program.module(), module, cases)
+    if problem is not None:
+        return None, f"the exported program {problem}"
+    path = out_dir / f"torchexport/{entry.name}.pt2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(path))
+    return {"kind": "torch_export", "path": str(path)}, None
 
 
 def from_onnx(task: Task) -> dict[str, Any]:
@@ -320,7 +342,8 @@ def from_onnx(task: Task) -> dict[str, Any]:
         [entry.input_names.index(n) for n in onnx_inputs],
         [onnx_outputs.index(n) for n in entry.output_names],
     )
-    return save_torch(module, entry, cases_of(entry, task["example"]), Path(task["out_dir"]))
+    cases = cases_of(entry, task["example"])
+    return save_torch(module, entry, cases, Path(task["out_dir"]), program=bool(task.get("export")))
 
 
 HANDLERS = {"inspect": inspect, "run": run, "to_onnx": to_onnx, "from_onnx": from_onnx}

@@ -221,6 +221,34 @@ def tf_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Path:
     return _resign(conv, entry, out, conv.work / "tf_savedmodel")
 
 
+def tf_from_torch_export(conv: Conversion, entry: ModelEntry, program: Path) -> Path:
+    """torch.export program -> SavedModel through duoserve's lowering of the core ATen opset.
+
+    The torch side writes the decomposed graph (``to_graph``), the TF side builds a
+    ``tf.function`` from it op by op with the program's symbolic shapes, so batch and sequence
+    axes stay dynamic (:mod:`services.tf_api.aten`); an op the table lacks is refused by name.
+    """
+    conv.say("  TF: the ATen lowering")
+    conv.made_by["tf"] = "torch.export + duoserve's ATen lowering"
+    graph = conv.work / "aten_graph"
+    contract = conv.contract(entry)
+    conv.steps.run("torch", [{"op": "to_graph", "path": str(program), "contract": contract, "out": str(graph)}])
+    saved = conv.work / "aten_savedmodel"
+    conv.steps.run("tf", [{"op": "from_graph", "graph": str(graph), "contract": contract, "out": str(saved)}])
+    return saved
+
+
+def program_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Path:
+    """ONNX -> onnx2torch -> a torch.export program (for the ATen lowering, when the source is not one)."""
+    conv.say("  torch.export program: onnx2torch")
+    (found,) = conv.steps.run(
+        "torch",
+        [{"op": "from_onnx", "onnx": str(onnx), "contract": conv.contract(entry), "example": str(conv.cases),
+          "out_dir": str(conv.work / "program"), "export": True}],
+    )  # fmt: skip
+    return Path(found["path"])
+
+
 def archives(conv: Conversion, stage: Path, entry: ModelEntry) -> None:
     """TorchServe's archives of the staged model (the build's own export step, run on the staging root)."""
     jobs = [f"{entry.name}:mar", *([f"{entry.name}:mar_ort"] if "torch_ort" in entry.backends else [])]

@@ -11,8 +11,10 @@ source                 reference     produced (the first converter whose artifac
 =====================  ============  ===================================================
 ONNX file              ONNX Runtime  torch: onnx2torch -> TorchScript / torch.export;
                                      TF: onnx2tf
-TorchScript ``.pt``    torch         ONNX: torch.onnx; TF: onnx2tf on that ONNX
-torch.export ``.pt2``  torch         ONNX: torch.onnx (dynamo); TF: onnx2tf
+TorchScript ``.pt``    torch         ONNX: torch.onnx; TF: onnx2tf on that ONNX, else
+                                     the ATen lowering of onnx2torch's program
+torch.export ``.pt2``  torch         ONNX: torch.onnx (dynamo); TF: the ATen lowering
+                                     (services.tf_api.aten), else onnx2tf
 SavedModel directory   TensorFlow    ONNX: tf2onnx; torch: onnx2torch on that ONNX
 ``.keras`` file        Keras (TF)    TF: Keras' export; torch: Keras 3 on torch;
                                      ONNX: torch.onnx on that torch artifact, else
@@ -73,18 +75,25 @@ def _one(kind: str, make: Callable[[], Path]) -> Callable[[], Produced]:
     return lambda: {kind: make()}
 
 
-def _tf_for_torch(conv: Conversion, entry: ModelEntry, onnx: Path | None) -> Produced:
-    """A torch source's TF side: the ``--pair``'s if given, else the first converter whose SavedModel is faithful."""
+def _tf_for_torch(conv: Conversion, entry: ModelEntry, key: str, source: Path, onnx: Path) -> Produced:
+    """A torch source's TF side: the ``--pair``'s if given, else the first converter whose SavedModel is faithful.
+
+    A torch.export program goes through the ATen lowering first (onnx2tf fails on transformers
+    with a dynamic batch), onnx2tf second. A TorchScript file tries onnx2tf first, then the
+    lowering of the program onnx2torch makes from its ONNX (torch.export takes no TorchScript).
+    """
     if conv.pair_tf is not None:
         fmt, path = conv.pair_tf
-        return converters.first_faithful(
-            conv, "TF", ("--pair", _one("tf", lambda: converters.tf_from_pair(conv, entry, fmt, path)))
-        )
-    if onnx is None:
-        raise RefusedError("no ONNX file for onnx2tf to convert: " + conv.missing.get("onnx", "torch.onnx failed"))
-    return converters.first_faithful(
-        conv, "TF", ("onnx2tf", _one("tf", lambda: converters.tf_from_onnx(conv, entry, onnx)))
+        pair = _one("tf", lambda: converters.tf_from_pair(conv, entry, fmt, path))
+        return converters.first_faithful(conv, "TF", ("--pair", pair))
+    onnx2tf = ("onnx2tf", _one("tf", lambda: converters.tf_from_onnx(conv, entry, onnx)))
+    if key == "torch_export":
+        lowering = _one("tf", lambda: converters.tf_from_torch_export(conv, entry, source))
+        return converters.first_faithful(conv, "TF", ("ATen lowering", lowering), onnx2tf)
+    lowered = _one(
+        "tf", lambda: converters.tf_from_torch_export(conv, entry, converters.program_from_onnx(conv, entry, onnx))
     )
+    return converters.first_faithful(conv, "TF", onnx2tf, ("onnx2torch + ATen lowering", lowered))
 
 
 def _from_onnx(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
@@ -101,7 +110,9 @@ def _from_torch(conv: Conversion, entry: ModelEntry, source: Path, key: str) -> 
     onnx = converters.first_faithful(
         conv, "ONNX", ("torch.onnx", _one("onnx", lambda: converters.onnx_from_torch(conv, entry, key, source)))
     )
-    return {key: None, **onnx, **_tf_for_torch(conv, entry, onnx["onnx"])}
+    path = onnx["onnx"]
+    assert path is not None
+    return {key: None, **onnx, **_tf_for_torch(conv, entry, key, source, path)}
 
 
 def _from_torchscript(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
