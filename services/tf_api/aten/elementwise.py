@@ -79,7 +79,7 @@ def remainder(node: Node, a: Any, b: Any) -> tf.Tensor:
 def fmod(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _pair(node, a, b)
-    return tf.math.truncatemod(x, y)
+    return tf.truncatemod(x, y)
 
 
 @lowers("aten.pow.Tensor_Scalar", "aten.pow.Tensor_Tensor", "aten.pow.Scalar")

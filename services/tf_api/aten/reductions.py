@@ -108,8 +108,8 @@ def var(node: Node, x: Any, dim: Any = None, *, correction: Any = None, keepdim:
     squares = tf.reduce_sum(tf.math.square(x - mean), axes, keepdims=keepdim)
     shape = tf.shape(x, out_type=tf.int64)
     count = tf.reduce_prod(shape if axes is None else tf.gather(shape, axes))
-    fix = 1 if correction is None else correction
-    return squares / tf.cast(count - fix, x.dtype)
+    fix = 1.0 if correction is None else float(correction)
+    return squares / (tf.cast(count, x.dtype) - fix)
 
 
 @lowers("aten.cumsum.default")
