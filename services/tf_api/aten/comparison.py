@@ -56,14 +56,14 @@ def logical_or(node: Node, a: Any, b: Any) -> tf.Tensor:
     return tf.math.logical_or(tensor(a, tf.bool), tensor(b, tf.bool))
 
 
-@lowers("aten.bitwise_and.Tensor", "aten.bitwise_and.Scalar")
+@lowers("aten.bitwise_and.Tensor")
 def bitwise_and(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _bool_or_int(node, a, b)
     return tf.math.logical_and(x, y) if x.dtype == tf.bool else tf.bitwise.bitwise_and(x, y)
 
 
-@lowers("aten.bitwise_or.Tensor", "aten.bitwise_or.Scalar")
+@lowers("aten.bitwise_or.Tensor")
 def bitwise_or(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _bool_or_int(node, a, b)

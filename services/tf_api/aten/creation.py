@@ -22,37 +22,13 @@ def full_like(node: Node, x: Any, fill_value: Any, **options: Any) -> tf.Tensor:
     return tf.fill(tf.shape(x), tensor(fill_value, node.tf_dtype))
 
 
-@lowers("aten.zeros_like.default")
-def zeros_like(node: Node, x: Any, **options: Any) -> tf.Tensor:
-    """aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
-    return tf.zeros(tf.shape(x), node.tf_dtype)
-
-
-@lowers("aten.ones_like.default")
-def ones_like(node: Node, x: Any, **options: Any) -> tf.Tensor:
-    """aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
-    return tf.ones(tf.shape(x), node.tf_dtype)
-
-
-@lowers("aten.empty.memory_format", "aten.zeros.default")
-def empty(node: Node, size: list[Any], **options: Any) -> tf.Tensor:
-    """aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
-    return tf.zeros(sizes(size), node.tf_dtype)
-
-
-@lowers("aten.ones.default")
-def ones(node: Node, size: list[Any], **options: Any) -> tf.Tensor:
-    """aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
-    return tf.ones(sizes(size), node.tf_dtype)
-
-
 @lowers("aten.scalar_tensor.default")
 def scalar_tensor(node: Node, value: Any, **options: Any) -> tf.Tensor:
     """aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return tensor(value, node.tf_dtype)
 
 
-@lowers("aten.arange.start_step", "aten.arange.start", "aten.arange.default")
+@lowers("aten.arange.start_step")
 def arange(node: Node, *bounds: Any, **options: Any) -> tf.Tensor:
     """aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     start, end, step = (0, bounds[0], 1) if len(bounds) == 1 else (*bounds, 1)[:3]

@@ -20,25 +20,18 @@ def _pair(node: Node, a: Any, b: Any) -> tuple[tf.Tensor, tf.Tensor]:
     return tensor(a, dtype), tensor(b, dtype)
 
 
-@lowers("aten.add.Tensor", "aten.add.Scalar")
+@lowers("aten.add.Tensor")
 def add(node: Node, a: Any, b: Any, alpha: Any = 1) -> tf.Tensor:
     """aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor"""
     x, y = _pair(node, a, b)
     return x + (y if alpha == 1 else y * tensor(alpha, x.dtype))
 
 
-@lowers("aten.sub.Tensor", "aten.sub.Scalar")
+@lowers("aten.sub.Tensor")
 def sub(node: Node, a: Any, b: Any, alpha: Any = 1) -> tf.Tensor:
     """aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor"""
     x, y = _pair(node, a, b)
     return x - (y if alpha == 1 else y * tensor(alpha, x.dtype))
-
-
-@lowers("aten.rsub.Scalar", "aten.rsub.Tensor")
-def rsub(node: Node, a: Any, b: Any, alpha: Any = 1) -> tf.Tensor:
-    """aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor"""
-    x, y = _pair(node, a, b)
-    return y - (x if alpha == 1 else x * tensor(alpha, x.dtype))
 
 
 @lowers("aten.mul.Tensor", "aten.mul.Scalar")
@@ -48,14 +41,14 @@ def mul(node: Node, a: Any, b: Any) -> tf.Tensor:
     return tf.logical_and(x, y) if x.dtype == tf.bool else x * y
 
 
-@lowers("aten.div.Tensor", "aten.div.Scalar")
+@lowers("aten.div.Tensor")
 def div(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::div.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _pair(node, a, b)
     return x / y
 
 
-@lowers("aten.div.Tensor_mode", "aten.div.Scalar_mode")
+@lowers("aten.div.Tensor_mode")
 def div_mode(node: Node, a: Any, b: Any, *, rounding_mode: str | None = None) -> tf.Tensor:
     """aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor"""
     x, y = _pair(node, a, b)
@@ -68,21 +61,21 @@ def div_mode(node: Node, a: Any, b: Any, *, rounding_mode: str | None = None) ->
     return tf.math.truncatediv(x, y)
 
 
-@lowers("aten.remainder.Tensor", "aten.remainder.Scalar")
+@lowers("aten.remainder.Tensor")
 def remainder(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _pair(node, a, b)
     return tf.math.floormod(x, y)
 
 
-@lowers("aten.fmod.Tensor", "aten.fmod.Scalar")
+@lowers("aten.fmod.Tensor")
 def fmod(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor"""
     x, y = _pair(node, a, b)
     return tf.truncatemod(x, y)
 
 
-@lowers("aten.pow.Tensor_Scalar", "aten.pow.Tensor_Tensor", "aten.pow.Scalar")
+@lowers("aten.pow.Tensor_Scalar", "aten.pow.Tensor_Tensor")
 def pow_(node: Node, a: Any, b: Any) -> tf.Tensor:
     """aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor"""
     if isinstance(b, (int, float)) and b == 2:
@@ -108,7 +101,7 @@ def minimum(node: Node, a: Any, b: Any) -> tf.Tensor:
     return tf.math.minimum(x, y)
 
 
-@lowers("aten.clamp.default", "aten.clamp.Tensor")
+@lowers("aten.clamp.default")
 def clamp(node: Node, a: Any, low: Any = None, high: Any = None) -> tf.Tensor:
     """aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor"""
     x = tensor(a, node.tf_dtype)
@@ -117,18 +110,6 @@ def clamp(node: Node, a: Any, low: Any = None, high: Any = None) -> tf.Tensor:
     if high is not None:
         x = tf.math.minimum(x, tensor(high, x.dtype))
     return x
-
-
-@lowers("aten.clamp_min.default")
-def clamp_min(node: Node, a: Any, low: Any) -> tf.Tensor:
-    """aten::clamp_min(Tensor self, Scalar min) -> Tensor"""
-    return clamp(node, a, low, None)
-
-
-@lowers("aten.clamp_max.default")
-def clamp_max(node: Node, a: Any, high: Any) -> tf.Tensor:
-    """aten::clamp_max(Tensor self, Scalar max) -> Tensor"""
-    return clamp(node, a, None, high)
 
 
 @lowers("aten.hardtanh.default")
@@ -178,13 +159,6 @@ def gelu(node: Node, a: Any, *, approximate: str = "none") -> tf.Tensor:
     return tf.nn.gelu(tensor(a, node.tf_dtype), approximate=approximate == "tanh")
 
 
-@lowers("aten.silu.default")
-def silu(node: Node, a: Any) -> tf.Tensor:
-    """aten::silu(Tensor self) -> Tensor"""
-    x = tensor(a, node.tf_dtype)
-    return x * tf.math.sigmoid(x)
-
-
 @lowers("aten.leaky_relu.default")
 def leaky_relu(node: Node, a: Any, negative_slope: float = 0.01) -> tf.Tensor:
     """aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor"""
@@ -197,20 +171,6 @@ def elu(node: Node, a: Any, alpha: float = 1.0, scale: float = 1.0, input_scale:
     """aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor"""
     x = tensor(a, node.tf_dtype)
     return scale * tf.where(x > 0, x, alpha * tf.math.expm1(x * input_scale))
-
-
-@lowers("aten.hardsigmoid.default")
-def hardsigmoid(node: Node, a: Any) -> tf.Tensor:
-    """aten::hardsigmoid(Tensor self) -> Tensor"""
-    x = tensor(a, node.tf_dtype)
-    return tf.clip_by_value(x / 6.0 + 0.5, 0.0, 1.0)
-
-
-@lowers("aten.hardswish.default")
-def hardswish(node: Node, a: Any) -> tf.Tensor:
-    """aten::hardswish(Tensor self) -> Tensor"""
-    x = tensor(a, node.tf_dtype)
-    return x * tf.clip_by_value(x + 3.0, 0.0, 6.0) / 6.0
 
 
 @lowers("aten._softmax.default")

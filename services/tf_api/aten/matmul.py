@@ -30,9 +30,3 @@ def addmm(node: Node, bias: Any, a: Any, b: Any, *, beta: Any = 1, alpha: Any = 
         product = product * tensor(alpha, product.dtype)
     added = tensor(bias, product.dtype)
     return product + (added if beta == 1 else added * tensor(beta, product.dtype))
-
-
-@lowers("aten.baddbmm.default")
-def baddbmm(node: Node, bias: Any, a: Any, b: Any, *, beta: Any = 1, alpha: Any = 1) -> tf.Tensor:
-    """aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
-    return addmm(node, bias, a, b, beta=beta, alpha=alpha)

@@ -23,12 +23,6 @@ def sum_(node: Node, x: Any, dim: Any = None, keepdim: bool = False, *, dtype: A
     return tf.reduce_sum(tensor(x, node.tf_dtype), _axes(x, dim), keepdims=keepdim)
 
 
-@lowers("aten.sum.default")
-def sum_all(node: Node, x: Any, *, dtype: Any = None) -> tf.Tensor:
-    """aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor"""
-    return tf.reduce_sum(tensor(x, node.tf_dtype))
-
-
 @lowers("aten.mean.dim")
 def mean(node: Node, x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> tf.Tensor:
     """aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor"""
@@ -87,16 +81,10 @@ def argmax(node: Node, x: Any, dim: int | None = None, keepdim: bool = False) ->
     return tf.expand_dims(out, d) if keepdim else out
 
 
-@lowers("aten.any.dim", "aten.any.dims", "aten.any.default")
+@lowers("aten.any.dim")
 def any_(node: Node, x: Any, dim: Any = None, keepdim: bool = False) -> tf.Tensor:
     """aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor"""
     return tf.reduce_any(tensor(x, tf.bool), _axes(x, dim), keepdims=keepdim)
-
-
-@lowers("aten.all.dim", "aten.all.dims", "aten.all.default")
-def all_(node: Node, x: Any, dim: Any = None, keepdim: bool = False) -> tf.Tensor:
-    """aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor"""
-    return tf.reduce_all(tensor(x, tf.bool), _axes(x, dim), keepdims=keepdim)
 
 
 @lowers("aten.var.correction")

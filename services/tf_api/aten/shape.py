@@ -10,7 +10,7 @@ from ._shapes import axis, int64, rank, size, sizes, strided, tensor
 from .registry import Node, lowers
 
 
-@lowers("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")
+@lowers("aten.view.default")
 def view(node: Node, x: Any, shape: list[Any]) -> tf.Tensor:
     """aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)"""
     return tf.reshape(x, sizes(shape))
@@ -21,22 +21,6 @@ def permute(node: Node, x: Any, dims: list[int]) -> tf.Tensor:
     """aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)"""
     r = rank(x)
     return tf.transpose(x, [axis(d, r) for d in dims])
-
-
-@lowers("aten.t.default")
-def t(node: Node, x: Any) -> tf.Tensor:
-    """aten::t(Tensor(a) self) -> Tensor(a)"""
-    return x if rank(x) < 2 else tf.transpose(x)
-
-
-@lowers("aten.transpose.int")
-def transpose(node: Node, x: Any, dim0: int, dim1: int) -> tf.Tensor:
-    """aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)"""
-    r = rank(x)
-    perm = list(range(r))
-    a, b = axis(dim0, r), axis(dim1, r)
-    perm[a], perm[b] = perm[b], perm[a]
-    return tf.transpose(x, perm)
 
 
 @lowers("aten.expand.default")
@@ -53,7 +37,7 @@ def unsqueeze(node: Node, x: Any, dim: int) -> tf.Tensor:
     return tf.expand_dims(x, axis(dim, rank(x) + 1))
 
 
-@lowers("aten.squeeze.dims", "aten.squeeze.dim", "aten.squeeze.default")
+@lowers("aten.squeeze.dims")
 def squeeze(node: Node, x: Any, dims: Any = None) -> tf.Tensor:
     """aten::squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)"""
     r = rank(x)
@@ -82,12 +66,6 @@ def slice_(node: Node, x: Any, dim: int = 0, start: Any = None, end: Any = None,
     return strided(x, dim, start, end, step)
 
 
-@lowers("aten.narrow.default")
-def narrow(node: Node, x: Any, dim: int, start: Any, length: Any) -> tf.Tensor:
-    """aten::narrow(Tensor(a) self, int dim, SymInt start, SymInt length) -> Tensor(a)"""
-    return strided(x, dim, start, start + length)
-
-
 @lowers("aten.cat.default")
 def cat(node: Node, tensors: list[Any], dim: int = 0) -> tf.Tensor:
     """aten::cat(Tensor[] tensors, int dim=0) -> Tensor"""
@@ -113,29 +91,7 @@ def split_with_sizes(node: Node, x: Any, split_sizes: list[Any], dim: int = 0) -
     return _split(x, split_sizes, dim)
 
 
-@lowers("aten.split.Tensor")
-def split(node: Node, x: Any, split_size: Any, dim: int = 0) -> tuple[tf.Tensor, ...]:
-    """aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]"""
-    total = size(x, dim)
-    if not isinstance(total, int) or not isinstance(split_size, int):
-        count = len(node.dtype) if isinstance(node.dtype, list) else None
-        if count is None:
-            raise ValueError("split of an axis of unknown size")
-        return _split(x, [split_size] * (count - 1) + [None], dim)  # the last piece runs to the end
-    pieces = [split_size] * (total // split_size) + ([total % split_size] if total % split_size else [])
-    return _split(x, pieces, dim)
-
-
-@lowers("aten.unbind.int")
-def unbind(node: Node, x: Any, dim: int = 0) -> tuple[tf.Tensor, ...]:
-    """aten::unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[]"""
-    return tuple(tf.unstack(x, axis=axis(dim, rank(x))))
-
-
-@lowers(
-    "aten.clone.default", "aten.alias.default", "aten.detach.default", "aten.lift_fresh_copy.default",
-    "aten.contiguous.default",
-)  # fmt: skip
+@lowers("aten.clone.default", "aten.alias.default")
 def clone(node: Node, x: Any, *, memory_format: Any = None) -> tf.Tensor:
     """aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor"""
     return tf.identity(x)
