@@ -92,7 +92,7 @@ def bert() -> Zoo:
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, num_labels=3,
+        max_position_embeddings=64, num_labels=3, initializer_range=0.2,
     )  # fmt: skip
     return _text(Logits(BertForSequenceClassification(config).eval()), 100)
 
@@ -214,3 +214,104 @@ MODELS: dict[str, Callable[[], Zoo]] = {
     "lstm": lambda: recurrent("LSTM"),
     "convnet": convnet,
 }
+
+
+class Hidden(torch.nn.Module):
+    """An encoder's ``last_hidden_state``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def t5_encoder() -> Zoo:
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+        relative_attention_max_distance=16, dropout_rate=0.0,
+    )  # fmt: skip
+    zoo = _text(Hidden(T5EncoderModel(config).eval()), 100)
+    return zoo
+
+
+def bart_encoder() -> Zoo:
+    from transformers import BartConfig, BartModel
+
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+    )  # fmt: skip
+    return _text(Hidden(BartModel(config).get_encoder().eval()), 100)
+
+
+class Audio(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        return self.model(input_values=input_values).logits
+
+
+def wav2vec2() -> Zoo:
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4, num_labels=3, classifier_proj_size=16, do_stable_layer_norm=False,
+        feat_extract_norm="group", initializer_range=0.2,
+    )  # fmt: skip
+    module = Audio(Wav2Vec2ForSequenceClassification(config).eval())
+    example = (torch.randn(3, 400),)
+    contract = entry([("input_values", example[0])], ["logits"], dynamic={"input_values": [0]}, most=4000)
+    cases = {
+        f"batch {rows} samples {length}": {
+            "input_values": np.random.default_rng(rows + length).standard_normal((rows, length)).astype(np.float32)
+        }
+        for rows, length in ((1, 320), (3, 487), (8, 400))
+    }
+    # Dim.DYNAMIC: a named Dim is refused ("Constraints violated (samples)": torch guards on the
+    # feature encoder's strided lengths); DYNAMIC keeps the axis symbolic
+    samples = Dim.DYNAMIC
+    return Zoo(module.eval(), example, contract, ({0: Dim("batch", min=1, max=64), 1: samples},), cases)
+
+
+MODELS.update({"t5_encoder": t5_encoder, "bart_encoder": bart_encoder, "wav2vec2": wav2vec2})
+
+
+def gpt2_default_positions() -> Zoo:
+    """GPT-2 called as most users call it: ids and mask, positions left to the model."""
+    zoo = gpt2()
+    assert isinstance(zoo.module, Logits)
+    zoo.module.positions = False
+    return zoo
+
+
+class PlainEncoder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+        self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+def encoder_without_mask() -> Zoo:
+    torch.manual_seed(0)
+    zoo = encoder()
+    contract = entry([("x", zoo.example[0])], ["hidden"], dynamic={"x": [0]})
+    cases = {case: {"x": tensors["x"]} for case, tensors in zoo.cases.items()}
+    batch, seq = Dim("batch", min=1, max=64), Dim("seq", min=2, max=64)
+    return Zoo(PlainEncoder().eval(), zoo.example[:1], contract, ({0: batch, 1: seq},), cases)
+
+
+MODELS.update({"gpt2_default_positions": gpt2_default_positions, "transformer_encoder_no_mask": encoder_without_mask})

@@ -104,3 +104,23 @@ def var(node: Node, x: Any, dim: Any = None, *, correction: Any = None, keepdim:
 def cumsum(node: Node, x: Any, dim: int, *, dtype: Any = None) -> tf.Tensor:
     """aten::cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor"""
     return tf.math.cumsum(tensor(x, node.tf_dtype), axis=axis(dim, rank(x)))
+
+
+@lowers("aten.linalg_vector_norm.default")
+def linalg_vector_norm(
+    node: Node, x: Any, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+) -> tf.Tensor:
+    """aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor"""
+    x = tf.math.abs(tensor(x, node.tf_dtype))
+    axes = _axes(x, dim)
+    if ord == float("inf"):
+        return tf.reduce_max(x, axes, keepdims=keepdim)
+    if ord == float("-inf"):
+        return tf.reduce_min(x, axes, keepdims=keepdim)
+    if ord == 0:
+        return tf.reduce_sum(tf.cast(x != 0, x.dtype), axes, keepdims=keepdim)
+    if ord == 1:
+        return tf.reduce_sum(x, axes, keepdims=keepdim)
+    if ord == 2:
+        return tf.math.sqrt(tf.reduce_sum(x * x, axes, keepdims=keepdim))
+    return tf.math.pow(tf.reduce_sum(tf.math.pow(x, float(ord)), axes, keepdims=keepdim), 1.0 / float(ord))

@@ -212,6 +212,13 @@ OPS: list[Op] = [
     op("all", ("aten.any.dim", "aten.logical_not.default"), lambda b: b.all(-1), B6),
     op("var", "aten.var.correction", lambda x: x.var(1), S4),
     op("std_unbiased_false", "aten.var.correction", lambda x: x.std(-1, unbiased=False), S4),
+    op("vector_norm", "aten.linalg_vector_norm.default", lambda x: torch.linalg.vector_norm(x, dim=-1), S4),
+    op("vector_norm_all_dims", "aten.linalg_vector_norm.default", lambda x: x / torch.linalg.vector_norm(x), S4),
+    op("vector_norm_l1", "aten.linalg_vector_norm.default", lambda x: torch.linalg.vector_norm(x, 1, (1, 2)), S4),
+    op(
+        "vector_norm_inf", "aten.linalg_vector_norm.default", lambda x: torch.linalg.vector_norm(x, float("inf"), 1), S4
+    ),
+    op("vector_norm_p3", "aten.linalg_vector_norm.default", lambda x: torch.linalg.vector_norm(x, 3, 1, True), S4),
     op("cumsum", "aten.cumsum.default", lambda x: x.cumsum(1), S4),
     op("cumsum_int", "aten.cumsum.default", lambda i: i.cumsum(-1), ((SEQ,), "i2")),
     # normalization
