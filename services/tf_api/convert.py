@@ -9,7 +9,10 @@ beside torch. Tasks:
   returns the contract's names (Keras' own ExportArchive);
 - ``resign``: a SavedModel made by a converter (onnx2tf) re-exported with one signature named as
   the contract says: the new signature only calls the converted one, renaming inputs and outputs;
-- ``to_onnx``: a SavedModel signature to ONNX with tf2onnx, inputs and outputs named as the contract says.
+- ``to_onnx``: a SavedModel signature to ONNX with tf2onnx, inputs and outputs named as the contract says;
+- ``from_graph``: a core-ATen graph (``graph.json`` + ``weights.npz``, written by the torch side's
+  ``to_graph``) lowered into a SavedModel by :mod:`services.tf_api.aten`;
+- ``run_graph``: the same lowering run on each case of an ``.npz`` without saving (op-by-op tests).
 """
 
 from __future__ import annotations
@@ -266,7 +269,42 @@ class _Said(logging.Handler):
         self.messages.append(record.getMessage().splitlines()[0])
 
 
-HANDLERS = {"inspect": inspect, "run": run, "to_savedmodel": to_savedmodel, "resign": resign, "to_onnx": to_onnx}
+def from_graph(task: Task) -> dict[str, Any]:
+    """A core-ATen graph directory -> a SavedModel whose one signature takes and returns the contract's names."""
+    from services.tf_api import aten
+
+    entry = ModelEntry.model_validate_json(task["contract"])
+    program = aten.load(Path(task["graph"]), entry)
+    aten.save(program, Path(task["out"]))
+    return {"savedmodel": task["out"], "ops": sorted({n["target"] for n in program.graph["nodes"]})}
+
+
+def run_graph(task: Task) -> dict[str, Any]:
+    """A core-ATen graph's outputs on every case, through the same traced function ``from_graph`` saves."""
+    from services.tf_api import aten
+
+    entry = ModelEntry.model_validate_json(task["contract"])
+    fn = aten.function(aten.load(Path(task["graph"]), entry))
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for case, tensors in load_cases(Path(task["inputs"])).items():
+        try:
+            out = fn(*(tf.constant(tensors[n]) for n in entry.input_names))
+        except tf.errors.OpError as exc:
+            raise StepError(f"TensorFlow fails on {case}: {op_error(exc)}") from None
+        found[case] = {n: out[n].numpy() for n in entry.output_names}
+    save_cases(Path(task["out"]), found)
+    return {"cases": len(found)}
+
+
+HANDLERS = {
+    "inspect": inspect,
+    "run": run,
+    "to_savedmodel": to_savedmodel,
+    "resign": resign,
+    "to_onnx": to_onnx,
+    "from_graph": from_graph,
+    "run_graph": run_graph,
+}
 
 if __name__ == "__main__":
     sys.exit(main(HANDLERS))

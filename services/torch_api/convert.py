@@ -8,7 +8,9 @@ beside TensorFlow. Tasks:
 - ``to_onnx``: torch.onnx's exporter (torch.export programs: the dynamo exporter; TorchScript:
   the TorchScript-based one, the only one that takes a ScriptModule), batch and dynamic axes kept;
 - ``from_onnx``: onnx2torch, then ``torch.jit.trace`` into TorchScript (``torch.export`` if tracing fails;
-  only ``torch.export`` with ``"export": true``, for the ATen lowering).
+  only ``torch.export`` with ``"export": true``, for the ATen lowering);
+- ``to_graph``: a torch.export program decomposed to core ATen, written as a neutral graph for
+  the TF side's lowering (:mod:`services.torch_api.aten_graph`).
 
 (A ``.keras`` file goes through Keras 3's torch backend in :mod:`stack.models.keras_torch`,
 which needs Keras and torch in one process: this package never imports Keras.)
@@ -36,6 +38,7 @@ import torch
 
 from contract.manifest import ModelEntry
 from services.jobs import StepError, Task, load_cases, main, save_cases, timed_cases
+from services.torch_api.aten_graph import to_graph
 
 #: The opset torch.onnx writes (onnx2tf and ONNX Runtime both take it).
 OPSET = 18
@@ -346,7 +349,7 @@ def from_onnx(task: Task) -> dict[str, Any]:
     return save_torch(module, entry, cases, Path(task["out_dir"]), program=bool(task.get("export")))
 
 
-HANDLERS = {"inspect": inspect, "run": run, "to_onnx": to_onnx, "from_onnx": from_onnx}
+HANDLERS = {"inspect": inspect, "run": run, "to_onnx": to_onnx, "from_onnx": from_onnx, "to_graph": to_graph}
 
 if __name__ == "__main__":
     torch.set_num_threads(max(1, os.cpu_count() or 1))

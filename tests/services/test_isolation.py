@@ -22,6 +22,9 @@ PROBE = (
     [
         ("services.tf_api.export", ["tensorflow"]),
         ("services.tf_api.models", ["tensorflow"]),
+        # the ATen lowering's two halves: each loads its own framework only
+        ("services.tf_api.aten", ["tensorflow"]),
+        ("services.torch_api.aten_graph", ["torch"]),
         ("stack.build", []),
         ("contract.tensors", []),
         ("contract.manifest", []),
