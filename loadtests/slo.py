@@ -340,8 +340,8 @@ def run_all(
     """The search (round 0) and ``plan.confirmations`` rounds over ``targets``, each round in an order
     shuffled by ``random.Random(seed)``; returns the results and the order of every round.
 
-    Without a ``plan.start_rate``, each target's search starts from its unloaded latency (``unloaded``,
-    measured just before its search)."""
+    ``unloaded`` measures each target's unloaded latency just before its search; without a ``plan.start_rate``
+    the search starts from it."""
     plan.check()
     if plan.start_rate is None and unloaded is None:
         raise ValueError("a search without a start rate needs the unloaded latency (unloaded=...)")
@@ -354,10 +354,11 @@ def run_all(
         orders.append(order)
         for target in order:
             if round_no == 0:
-                if plan.start_rate is None and unloaded is not None:
+                if unloaded is not None:
                     first = results[target].unloaded = unloaded(target)
                     start, floor = start_rate_for(first.p50_ms, criteria.slo_ms, plan.min_rate)
-                    results[target].start_rate, results[target].floor_rate = start, floor
+                    results[target].floor_rate = floor
+                    results[target].start_rate = start if plan.start_rate is None else plan.start_rate
                 search(results[target], measure, criteria, plan)
             else:
                 confirm(results[target], measure, criteria, plan, round_no)

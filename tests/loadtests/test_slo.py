@@ -204,6 +204,11 @@ def test_run_all_starts_each_search_from_its_unloaded_latency() -> None:
     assert knee(50.0) * 0.9 <= data["best_rate"] <= knee(50.0)
     with pytest.raises(ValueError, match="unloaded latency"):
         run_all(["t"], measure, Criteria(50.0), Plan(), seed=0)
+    # a profile's own start rate wins; the unloaded latency is still measured and recorded
+    measure, calls = synthetic()
+    results, _ = run_all(["t"], measure, Criteria(50.0), Plan(start_rate=40.0), seed=0, unloaded=unloaded_of(5.0))
+    assert calls[0][1] == 40.0
+    assert results["t"].to_json()["unloaded"]["p50_ms"] == 5.0
 
 
 def test_a_target_slower_alone_than_the_bound_is_probed_once_at_its_floor() -> None:
