@@ -287,8 +287,7 @@ def decide(
     """The verdict: throughput under the SLO, latency at low load, and which TF server was measured.
 
     ``other_cpu``: per stack, the median CPU other processes used during its probes (percent of a core);
-    ``provenance_notes``: the
-    sentences saying where a converted artifact ran much slower than its source
+    ``provenance_notes``: the sentences saying where a converted artifact ran much slower than its source
     (:func:`loadtests.provenance.conversion_notes`).
     """
     cannot = {t: text for t, r in slo_results.items() if (text := unmet(t, r))}
