@@ -172,4 +172,3 @@ def test_one_hiccup_does_not_cap_the_search() -> None:
     search(capped, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12, retry_failures=False))
     assert capped.best_rate is not None
     assert capped.best_rate < 400.0
-
