@@ -180,14 +180,16 @@ def latency(points: list[LowLoad]) -> dict[str, Any]:
             "leader": best.target,
             "text": (
                 f"no clear winner at low load: {best.target} has the lowest p50 ({best.p50_ms:.2f} ms at "
-                f"{best.rate:g} req/s) but its windows overlap {', '.join(overlapping)}"
+                f"{rate_text(best.rate)} req/s) but its windows overlap {', '.join(overlapping)}"
             ),
         }
     runner_up = min((p for p in points if p is not best), key=lambda p: p.p50_ms, default=None)
     tail = f", against {runner_up.p50_ms:.2f} ms for {runner_up.target}" if runner_up else ""
     return {
         "winner": best.target,
-        "text": f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {best.rate:g} req/s{tail}",
+        "text": (
+            f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {rate_text(best.rate)} req/s{tail}"
+        ),
     }
 
 
@@ -213,7 +215,7 @@ def floor_text(slo_results: dict[str, Any]) -> str:
         if probes:
             rate = min(p["rate"] for p in probes)
             p99 = min(p["p99_ms"] for p in probes if p["rate"] == rate)
-            lowest.append(f"{target} {p99:,.0f} ms at {rate:g} req/s")
+            lowest.append(f"{target} {p99:,.0f} ms at {rate_text(rate)} req/s")
     if not lowest:
         return "no stack held the SLO at any rate probed"
     return (
