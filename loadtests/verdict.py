@@ -214,8 +214,8 @@ def floor_text(slo_results: dict[str, Any]) -> str:
         probes = [p for p in result.get("probes", []) if p.get("p99_ms") is not None]
         if probes:
             rate = min(p["rate"] for p in probes)
-            p99 = min(p["p99_ms"] for p in probes if p["rate"] == rate)
-            lowest.append(f"{target} {p99:,.0f} ms at {rate_text(rate)} req/s")
+            best = min((p for p in probes if p["rate"] == rate), key=lambda p: p["p99_ms"])
+            lowest.append(f"{target} {_p99_text(best)} at {rate_text(rate)} req/s")
     if not lowest:
         return "no stack held the SLO at any rate probed"
     return (
