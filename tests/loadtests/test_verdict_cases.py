@@ -144,9 +144,8 @@ def test_a_built_in_model_shows_no_artifact_column(tmp_path: Path) -> None:
 
 
 def test_when_no_stack_holds_a_rate_each_floor_says_how_many_latencies_stand_behind_it() -> None:
-    results = inceptionv3()
-    slo = results["slo"]["results"]
-    found = decide({"torch": slo["torch"]})["throughput"]
+    torch = inceptionv3()["slo"]["results"]["torch"]
+    found = verdict.decide({"torch": torch}, "duoserve-compat")["throughput"]
     assert found["text"].startswith(
         "no stack held the SLO at any rate probed: the best p99 at the lowest rate was torch 150 ms (max of 14) at "
         "6.25 req/s, above the bound of 50 ms"
