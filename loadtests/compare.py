@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from loadtests import report, verdict
+from loadtests import provenance, report, verdict
 
 #: What must agree for two runs to measure the same thing, and how to read it from results.json.
 SAME: dict[str, Any] = {
@@ -112,7 +112,8 @@ def build(run_dirs: list[Path], out: Path) -> tuple[str, list[str]]:
         slo_results = (results.get("slo") or {}).get("results") or {}
         tf_server = (results.get("environment") or {}).get("tf_server", "unknown")
         other_cpu = report.other_cpu_by_target((results.get("slo") or {}).get("runs", []))
-        verdicts.append((name, verdict.decide(slo_results, tf_server, other_cpu) if slo_results else None))
+        notes = provenance.conversion_notes(results.get("provenance") or {}, list(slo_results))
+        verdicts.append((name, verdict.decide(slo_results, tf_server, other_cpu, notes) if slo_results else None))
     markdown = (
         report.templates()
         .get_template("compare.md")

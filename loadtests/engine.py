@@ -53,12 +53,18 @@ def options(args: list[str]) -> Namespace:
 
 @dataclass(frozen=True)
 class Windows:
-    """How a run is measured: windows of ``window_s`` until stable, between ``min_windows`` and ``max_windows``."""
+    """How a run is measured: windows of ``window_s`` until stable, between ``min_windows`` and ``max_windows``.
+
+    A window stays open past ``window_s`` until it holds ``min_requests`` (enough for the figure's p99 once three
+    are merged: :data:`loadtests.stability.WINDOW_MIN_REQUESTS`), but never past ``max_window_s``.
+    """
 
     window_s: float = 1.0
     min_windows: int = stability.WINDOW_COUNT
     max_windows: int = 5
     tolerance: float = stability.TOLERANCE
+    max_window_s: float = 3.0
+    min_requests: int = stability.WINDOW_MIN_REQUESTS
 
 
 @dataclass
@@ -246,6 +252,10 @@ class Engine:
         def take() -> stability.Window:
             started = time.monotonic()
             self._watch(env, label, plan.window_s, "window")
+            # a slow target's window stays open until it holds enough requests for the figure's percentiles
+            deadline = started + max(plan.window_s, plan.max_window_s)
+            while len(self.collector.latencies) < plan.min_requests and (left := deadline - time.monotonic()) > 0:
+                gevent.sleep(min(0.05, left))
             return self.collector.take(time.monotonic() - started)
 
         return stability.measure(

@@ -22,6 +22,9 @@ class WindowPlan:
     min_windows: int = 3
     max_windows: int = 5
     tolerance: float = 0.10
+    #: a window stays open past ``window_s`` until it holds enough requests for the figure's p99, up to this
+    #: (never shorter than ``window_s``)
+    max_window_s: float = 1.5
 
 
 @dataclass
@@ -45,8 +48,8 @@ class Slo:
     """The capacity search (:mod:`loadtests.slo`): open-loop Poisson probes measured in windows."""
 
     slo_ms: float = 50.0
-    # the search's own defaults, in one place (loadtests.slo.Plan)
-    start_rate: float = Plan.start_rate
+    # the search's own defaults, in one place (loadtests.slo.Plan); no start rate: from the unloaded latency
+    start_rate: float | None = Plan.start_rate
     growth: float = Plan.growth
     rel_tol: float = Plan.rel_tol
     max_probes: int = Plan.max_probes
@@ -57,6 +60,10 @@ class Slo:
     #: probes' windows (fewer and shorter than the comparison's keeps the search within budget)
     window_s: float = 1.0
     max_windows: int = 4
+    #: a probe's window stays open until it holds enough requests for the probe's p99, up to this
+    max_window_s: float = 4.0
+    #: seconds of probing after which a target's search (round 0) takes no new probe
+    search_budget_s: float = 30.0
     targets: list[str] = field(default_factory=list)
 
 
@@ -101,6 +108,8 @@ class Profile:
                 raise ValueError("slo.slo_ms must be positive")
             if self.slo.max_windows < 3 or self.slo.window_s <= 0:
                 raise ValueError("slo needs window_s > 0 and max_windows >= 3")
+            if self.slo.search_budget_s <= 0:
+                raise ValueError("slo.search_budget_s must be positive")
             if "gw_compare" in self.slo.targets:
                 raise ValueError("slo.targets cannot hold gw_compare (its rate is not one backend's)")
 

@@ -22,7 +22,7 @@ import jinja2
 from markdown_it import MarkdownIt
 
 from contract.latency import histogram_of, percentile_ms
-from loadtests import breakdown, frameworks_link, plots, servermetrics, verdict
+from loadtests import breakdown, frameworks_link, plots, provenance, servermetrics, stability, verdict
 from loadtests.summary import Spread, SummaryRow
 from loadtests.targets import DIRECT_OF, TARGETS
 
@@ -90,9 +90,31 @@ def summary_rows(results: dict[str, Any]) -> list[SummaryRow]:
                 slo=slo_results.get(name),
                 loadgen_cpu_max=max(r["loadgen_cpu_percent"] for r in mine),
                 stable=all(f["stable"] for f in figures),
+                short=_short(figures),
+                artifact=artifact_cell(results, name),
             )
         )
     return rows
+
+
+def _short(figures: list[dict[str, Any]]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for figure in figures:
+        for key, n in (figure.get("short") or {}).items():
+            found[key] = min(n, found.get(key, n))
+    return found
+
+
+def artifact_cell(results: dict[str, Any], target: str) -> str | None:
+    """A user's model: the artifact behind ``target`` and, when measured, how many times slower than the source
+    it ran in process (``torchscript, 2.10× source``); None for a built-in model or an older run."""
+    if (results.get("model_entry") or {}).get("origin") != "user" or target not in TARGETS:
+        return None
+    info = (results.get("provenance") or {}).get(TARGETS[target].backend)
+    if not info:
+        return None
+    ratio = f", {info['slowdown']:.2f}× source" if info.get("slowdown") is not None else ""
+    return f"{info['artifact']}{ratio}"
 
 
 def _p50(values: list[float]) -> float | None:
@@ -191,7 +213,12 @@ def curve_points(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for target, result in ((results.get("slo") or {}).get("results") or {}).items():
         probes = sorted(result["probes"], key=lambda p: p["rate"])
         points[target] = [
-            {k: p[k] for k in ("rate", "achieved_rps", "p50_ms", "p99_ms", "outcome", "stable", "label")}
+            {
+                **{k: p[k] for k in ("rate", "achieved_rps", "p50_ms", "p99_ms", "outcome", "stable", "label")},
+                "p50_of": p.get("p50_of"),
+                # a run before probes carried their counts: HdrHistogram's p99 of fewer than 100 latencies is their max
+                "p99_of": p.get("p99_of") or stability.short_of(int(p.get("requests") or 0), "p99"),
+            }
             for p in probes
         ]
     return points
@@ -293,6 +320,7 @@ def templates() -> jinja2.Environment:
     )
     env.filters["fmt"] = _fmt
     env.filters["spread"] = _spread
+    env.filters["rate"] = lambda v: "–" if v is None else verdict.rate_text(v)
     env.globals["zip"] = zip
     env.filters["spread_dict"] = lambda d, digits=1: _spread(
         Spread(d.get("median"), d.get("low"), d.get("high")), digits
@@ -317,14 +345,25 @@ def build(out: Path) -> Built:
     gate = [f"{r.target}: {r.failures}/{r.requests} failed" for r in rows if not r.requests or r.error_ratio > limit]
     slo_results = (results.get("slo") or {}).get("results", {})
     tf_server = (results.get("environment") or {}).get("tf_server", "unknown")
+    origins = results.get("provenance") or {}
     context: dict[str, Any] = {
         "r": results,
         "rows": rows,
         "verdict": (
-            verdict.decide(slo_results, tf_server, other_cpu_by_target((results.get("slo") or {}).get("runs", [])))
+            verdict.decide(
+                slo_results,
+                tf_server,
+                other_cpu_by_target((results.get("slo") or {}).get("runs", [])),
+                provenance.conversion_notes(origins, list(slo_results)),
+            )
             if slo_results
             else None
         ),
+        "provenance": origins,
+        "source_latency": next((p["source_latency"] for p in origins.values() if p.get("source_latency")), None),
+        "min_samples": stability.MIN_SAMPLES,
+        "min_window": stability.WINDOW_MIN_REQUESTS,
+        "artifacts": any(row.artifact for row in rows),
         "overhead": overhead(out, results, rows),
         "breakdown": breakdowns(results),
         "breakdown_parts": breakdown.PARTS,

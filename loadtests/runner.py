@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import arrivals, envinfo, payload, report, servermetrics, slo, wrk
+from loadtests import arrivals, envinfo, payload, provenance, report, servermetrics, slo, stability, wrk
 from loadtests.engine import SATURATED_CPU_PERCENT, Engine, RunResult, Windows
 from loadtests.profile import Profile, Slo
 from loadtests.targets import TARGETS, Endpoints, get_target, headers, path, torch_key
@@ -74,8 +74,10 @@ class Run:
         self.profile = profile
         self.endpoints = endpoints
         self.out = out
-        self.model = payload.load_model(profile.model)
-        self.sample = payload.load_sample(self.model)
+        # the running stack's manifest (its artifacts root is in stack.json), through the contract
+        root = endpoints.stack.artifacts if endpoints.stack else None
+        self.model = payload.load_model(profile.model, root)
+        self.sample = payload.load_sample(self.model, root)
         args = ["--stack", str(stack_path), "--model", profile.model, "--batch", str(profile.batch),
                 "--seed", str(profile.seed), "--max-fail-ratio", str(profile.max_fail_ratio),
                 "--gateway-url", endpoints.gateway, "--torch-url", endpoints.torch,
@@ -107,6 +109,8 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         self.results["environment"] = envinfo.describe(self.endpoints.stack)
+        # which converter made each target's artifact from what, and its in-process cost against the source
+        self.results["provenance"] = provenance.describe(self.model, self.results["environment"]["versions"])
         preflight(self.endpoints, self.profile, self._body)
         self.comparison()
         if self.profile.step and self.profile.step.targets:
@@ -120,10 +124,12 @@ class Run:
         (self.out / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
         return self.results
 
-    def windows(self, window_s: float | None = None, max_windows: int | None = None) -> Windows:
+    def windows(
+        self, window_s: float | None = None, max_windows: int | None = None, max_window_s: float | None = None
+    ) -> Windows:
         w = self.profile.windows
         return Windows(window_s or w.window_s, w.min_windows, max(w.min_windows, max_windows or w.max_windows),
-                       w.tolerance)  # fmt: skip
+                       w.tolerance, max(window_s or w.window_s, max_window_s or w.max_window_s))  # fmt: skip
 
     def comparison(self) -> None:
         c = self.profile.comparison
@@ -180,9 +186,10 @@ class Run:
         s = self.profile.slo
         assert s is not None
         criteria = slo.Criteria(s.slo_ms, self.profile.max_fail_ratio, saturated_cpu_percent=SATURATED_CPU_PERCENT)
-        plan = slo.Plan(s.start_rate, s.growth, s.rel_tol, s.max_probes, s.confirmations, s.confirm_attempts)
+        plan = slo.Plan(s.start_rate, s.growth, s.rel_tol, s.max_probes, s.confirmations, s.confirm_attempts,
+                        search_budget_s=s.search_budget_s)  # fmt: skip
         runs: list[dict[str, Any]] = []
-        windows = self.windows(s.window_s, s.max_windows)
+        windows = self.windows(s.window_s, s.max_windows, s.max_window_s)
 
         def measure(target: str, rate: float, label: str, round_no: int) -> slo.Probe:
             print(f"slo: {target} round {round_no} {label}: {rate:.1f} req/s offered", file=sys.stderr, flush=True)
@@ -190,7 +197,17 @@ class Run:
             runs.append(run.to_json())
             return found
 
-        found, orders = slo.run_all(list(s.targets), measure, criteria, plan, self.profile.seed)
+        # one request at a time needs only a p50 (the search's start, and whether the bound can be met at all)
+        alone = Windows(s.window_s, 3, 3, windows.tolerance, s.window_s,
+                        -(-stability.MIN_SAMPLES["p50"] // stability.WINDOW_COUNT))  # fmt: skip
+
+        def unloaded(target: str) -> slo.Probe:
+            print(f"slo: {target}: one request at a time (unloaded latency)", file=sys.stderr, flush=True)
+            run, found = closed_loop_probe(self.engine, target, 1, f"slo_{target}_unloaded", s.warmup_s, alone)
+            runs.append(run.to_json())
+            return found
+
+        found, orders = slo.run_all(list(s.targets), measure, criteria, plan, self.profile.seed, unloaded)
         self.results["slo"] = {
             **s.__dict__,
             "seed": self.profile.seed,
@@ -248,9 +265,24 @@ def open_loop_probe(
 ) -> tuple[RunResult, slo.Probe]:
     """One open-loop probe: Poisson arrivals at ``rate`` from enough users, measured in windows."""
     users = arrivals.users_for(rate, s.slo_ms / 1000, maximum=s.max_users)
+    started = time.monotonic()
     run = engine.run(label, target, users, s.warmup_s, windows, rate=rate)
+    return run, _probe(run, rate, label, round_no, time.monotonic() - started)
+
+
+def closed_loop_probe(
+    engine: Engine, target: str, users: int, label: str, warmup_s: float, windows: Windows
+) -> tuple[RunResult, slo.Probe]:
+    """``users`` closed-loop users (one: the unloaded latency), as a probe at the rate they achieved."""
+    started = time.monotonic()
+    run = engine.run(label, target, users, warmup_s, windows)
+    return run, _probe(run, run.rps, label, 0, time.monotonic() - started)
+
+
+def _probe(run: RunResult, rate: float, label: str, round_no: int, elapsed_s: float) -> slo.Probe:
     figure = run.figure
-    probe = slo.Probe(
+    short = figure.get("short") or {}
+    return slo.Probe(
         rate=rate,
         achieved_rps=run.rps,
         p99_ms=run.p99_ms,
@@ -263,8 +295,13 @@ def open_loop_probe(
         label=label,
         round=round_no,
         window_p50s=tuple(w["p50_ms"] for w in figure["per_window"][-3:] if w["p50_ms"] is not None),
+        elapsed_s=round(elapsed_s, 2),
+        p99_of=short.get("p99"),
+        p50_of=short.get("p50"),
+        spread=max(
+            (x for x in (figure.get("rps_spread"), figure.get("latency_spread")) if x is not None), default=None
+        ),
     )
-    return run, probe
 
 
 def loadgen_summary(results: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,19 @@ small enough for a 2-core host:
   (it achieved less than the offered rate while latency stayed within the bound, or its
   own CPU was saturated): such a probe says nothing about the server, and the search stops
   there with its answer marked as bounded by the generator.
-- **Search (round 0).** Its own bracket, capped by nothing else the run measured: start
-  low, double until a probe fails, then bisect until the bracket is within ``rel_tol``
-  (or ``max_probes`` ran). A failing probe is measured once more before its rate counts as
-  failed: one hiccup of a shared host must not cap the search.
+- **Where to start.** Each target's latency one request at a time (one closed-loop user, no
+  queue: the *unloaded* latency ``L``) is measured first. A server that answers in ``L``
+  cannot serve much more than ``1 / L`` req/s per worker, and a queue's wait must fit into
+  what the bound leaves, ``slo − L``: the search starts at ``(1 / L) · (1 − L / slo)`` and
+  never probes below :data:`FLOOR_SHARE` of ``1 / L`` (lower rates are no load to speak of
+  for this target). A target whose unloaded p50 is already above the bound cannot meet it
+  at any rate; it is probed once, at that floor, for its curve.
+- **Search (round 0).** Its own bracket, capped by nothing else the run measured: double
+  until a probe fails, then bisect until the bracket is within ``rel_tol`` (or
+  ``max_probes`` ran, or ``search_budget_s`` of probing was spent). A probe that failed on
+  its tail (p99 over the bound, p50 within it) is measured once more before its rate counts
+  as failed: one hiccup of a shared host must not cap the search; a p50 over the bound is
+  no hiccup.
 - **Confirmations (rounds 1..n, at least 3).** Every target is probed again at the best
   rate of its search, the targets in a new shuffled order each round (the seed is
   recorded); a failed confirmation steps down by ``rel_tol`` (at most
@@ -59,6 +68,18 @@ class Probe:
     round: int = 0
     #: p50 of each window the figure merged (its spread, for the verdict's low-load latency)
     window_p50s: tuple[float, ...] = ()
+    #: seconds the probe took, warm-up included (what the search's budget counts; 0: ``duration_s``)
+    elapsed_s: float = 0.0
+    #: when the figure held too few latencies for its p99 (p50): how many; ``p99_ms`` is then their max
+    p99_of: int | None = None
+    p50_of: int | None = None
+    #: the widest disagreement of its windows, ``max / min − 1`` on req/s or latency (the host's noise)
+    spread: float | None = None
+
+    @property
+    def p99_text(self) -> str:
+        """``p99 42 ms``, or ``max of 14: 42 ms`` when too few latencies stand behind a p99."""
+        return f"max of {self.p99_of}: {self.p99_ms:g} ms" if self.p99_of else f"p99 {self.p99_ms:g} ms"
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,7 @@ class Criteria:
         if probe.fail_ratio >= self.max_fail_ratio:
             return "fail", f"errors {probe.fail_ratio:.2%} ≥ {self.max_fail_ratio:.0%}"
         if probe.p99_ms > self.slo_ms:
-            return "fail", f"p99 {probe.p99_ms:g} ms > {self.slo_ms:g} ms"
+            return "fail", f"{probe.p99_text} > {self.slo_ms:g} ms"
         if probe.achieved_rps < self.floor(probe):
             # latency within the bound yet fewer answers than offered: the requests were never sent
             return "void", (
@@ -102,7 +123,8 @@ class Criteria:
 class Plan:
     """How hard to look: the search's start and resolution, and the confirmations."""
 
-    start_rate: float = 25.0
+    #: None: from each target's unloaded latency (:func:`start_rate_for`)
+    start_rate: float | None = None
     growth: float = 2.0
     rel_tol: float = 0.10
     max_probes: int = 10
@@ -113,15 +135,35 @@ class Plan:
     retry_failures: bool = True
     #: confirmation rounds a target must hold for the verdict to rank it
     min_confirmed: int = 2
+    #: seconds of probing (warm-up included) after which a target's search takes no new probe
+    search_budget_s: float = math.inf
 
     def check(self) -> None:
         """``ValueError`` naming the first bad value."""
-        if self.start_rate <= 0 or self.growth <= 1 or not 0 < self.rel_tol < 1:
-            raise ValueError("slo needs start_rate > 0, growth > 1 and 0 < rel_tol < 1")
+        if (self.start_rate is not None and self.start_rate <= 0) or self.growth <= 1 or not 0 < self.rel_tol < 1:
+            raise ValueError("slo needs start_rate > 0 (or none), growth > 1 and 0 < rel_tol < 1")
+        if self.search_budget_s <= 0:
+            raise ValueError("slo.search_budget_s must be positive")
         if self.confirmations < 3:
             raise ValueError(f"slo.confirmations must be at least 3 (got {self.confirmations})")
         if self.max_probes < 1 or self.confirm_attempts < 1:
             raise ValueError("slo needs max_probes >= 1 and confirm_attempts >= 1")
+
+
+#: The search never probes below this share of a target's unloaded throughput ``1 / L``.
+FLOOR_SHARE = 0.25
+#: Where a search starts when the unloaded latency is unknown (no request came back).
+FALLBACK_START = 25.0
+
+
+def start_rate_for(unloaded_p50_ms: float | None, slo_ms: float, min_rate: float = 1.0) -> tuple[float, float]:
+    """``(start, floor)`` of a target's search from its unloaded p50 ``L``: ``(1 / L) · (1 − L / slo)`` and
+    :data:`FLOOR_SHARE` of ``1 / L``, neither below ``min_rate``, the start never below the floor."""
+    if not unloaded_p50_ms or unloaded_p50_ms <= 0:
+        return FALLBACK_START, min_rate
+    throughput = 1000.0 / unloaded_p50_ms
+    floor = max(min_rate, FLOOR_SHARE * throughput)
+    return max(floor, throughput * (1 - unloaded_p50_ms / slo_ms)), floor
 
 
 @dataclass
@@ -136,6 +178,13 @@ class TargetResult:
     ceiling: float | None = None
     generator_bound: bool = False
     confirmed: list[dict[str, Any]] = field(default_factory=list)
+    #: one request at a time (one closed-loop user): the latency with no queue, and where the search started
+    unloaded: Probe | None = None
+    start_rate: float | None = None
+    floor_rate: float | None = None
+    #: seconds the search (round 0) probed, and whether its budget stopped it
+    search_s: float = 0.0
+    budget_spent: bool = False
 
     def record(self, probe: Probe, verdict: tuple[Outcome, str]) -> Outcome:
         self.probes.append(probe)
@@ -199,6 +248,11 @@ class TargetResult:
             "stable": self.stable,
             "generator_bound": self.generator_bound,
             "low_load": asdict(low_load) if low_load else None,
+            "unloaded": asdict(self.unloaded) if self.unloaded else None,
+            "start_rate": self.start_rate,
+            "floor_rate": self.floor_rate,
+            "search_s": round(self.search_s, 1),
+            "budget_spent": self.budget_spent,
             "probes": [
                 {**asdict(p), "outcome": o, "verdict": why}
                 for p, (o, why) in zip(self.probes, self.outcomes, strict=True)
@@ -207,18 +261,37 @@ class TargetResult:
 
 
 Measure = Callable[[str, float, str, int], Probe]
+#: One request at a time against a target: its unloaded latency (a closed-loop probe with one user).
+Unloaded = Callable[[str], Probe]
+
+
+def _tail_only(probe: Probe, criteria: Criteria) -> bool:
+    """A failure of the tail alone (p50 within the bound, or unknown): what one hiccup of a shared host looks like."""
+    return probe.p50_ms is None or probe.p50_ms <= criteria.slo_ms
 
 
 def search(result: TargetResult, measure: Measure, criteria: Criteria, plan: Plan) -> None:
-    """Round 0 for one target: double from ``start_rate`` until a probe fails, then bisect."""
+    """Round 0 for one target: double from its start until a probe fails, then bisect (at most
+    ``max_probes`` rates and ``search_budget_s`` of probing)."""
     best: float | None = None
     ceiling: float | None = None
-    rate = plan.start_rate
+    rate = result.start_rate or plan.start_rate or FALLBACK_START
+    result.start_rate = rate
+    floor = max(plan.min_rate, result.floor_rate or 0.0)
+
+    def probe(label: str) -> Outcome:
+        found = measure(result.target, rate, label, 0)
+        result.search_s += found.elapsed_s or found.duration_s
+        return result.record(found, criteria.judge(found))
+
     for index in range(1, plan.max_probes + 1):
-        outcome = result.record(p := measure(result.target, rate, f"s{index}", 0), criteria.judge(p))
-        if outcome == "fail" and plan.retry_failures:
+        if index > 1 and result.search_s >= plan.search_budget_s:
+            result.budget_spent = True
+            break
+        outcome = probe(f"s{index}")
+        if outcome == "fail" and plan.retry_failures and _tail_only(result.probes[-1], criteria):
             # one hiccup of a shared host must not end the bracket: a rate fails when it fails twice
-            outcome = result.record(p := measure(result.target, rate, f"s{index}r", 0), criteria.judge(p))
+            outcome = probe(f"s{index}r")
         if outcome == "void":
             break
         if outcome == "pass":
@@ -229,9 +302,9 @@ def search(result: TargetResult, measure: Measure, criteria: Criteria, plan: Pla
             assert best is not None
             rate = best * plan.growth
         elif best is None:
-            if rate <= plan.min_rate:
+            if rate <= floor:
                 break
-            rate = max(plan.min_rate, ceiling / plan.growth)
+            rate = max(floor, ceiling / plan.growth)
         elif (ceiling - best) / ceiling <= plan.rel_tol:
             break
         else:
@@ -262,11 +335,16 @@ def confirm(result: TargetResult, measure: Measure, criteria: Criteria, plan: Pl
 
 
 def run_all(
-    targets: list[str], measure: Measure, criteria: Criteria, plan: Plan, seed: int
+    targets: list[str], measure: Measure, criteria: Criteria, plan: Plan, seed: int, unloaded: Unloaded | None = None
 ) -> tuple[dict[str, TargetResult], list[list[str]]]:
     """The search (round 0) and ``plan.confirmations`` rounds over ``targets``, each round in an order
-    shuffled by ``random.Random(seed)``; returns the results and the order of every round."""
+    shuffled by ``random.Random(seed)``; returns the results and the order of every round.
+
+    ``unloaded`` measures each target's unloaded latency just before its search; without a ``plan.start_rate``
+    the search starts from it."""
     plan.check()
+    if plan.start_rate is None and unloaded is None:
+        raise ValueError("a search without a start rate needs the unloaded latency (unloaded=...)")
     rng = random.Random(seed)
     results = {t: TargetResult(t, criteria.slo_ms) for t in targets}
     orders: list[list[str]] = []
@@ -276,6 +354,11 @@ def run_all(
         orders.append(order)
         for target in order:
             if round_no == 0:
+                if unloaded is not None:
+                    first = results[target].unloaded = unloaded(target)
+                    start, floor = start_rate_for(first.p50_ms, criteria.slo_ms, plan.min_rate)
+                    results[target].floor_rate = floor
+                    results[target].start_rate = start if plan.start_rate is None else plan.start_rate
                 search(results[target], measure, criteria, plan)
             else:
                 confirm(results[target], measure, criteria, plan, round_no)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -40,6 +40,10 @@ class SummaryRow:
     loadgen_cpu_max: float
     #: every repeat's figure met the stability rule
     stable: bool = True
+    #: percentiles some repeat held too few latencies for -> the fewest it held (its figure is then their max)
+    short: dict[str, int] = field(default_factory=dict)
+    #: the artifact behind the target and how much slower it ran in process than the source (a user's model)
+    artifact: str | None = None
 
     @property
     def slo_rps(self) -> float | None:

@@ -9,8 +9,14 @@ spreads overlap:
   bisection's tolerance); the winner's low end must clear every other stack's high end. A capacity
   the load generator bounded is "at least" that much: its high end is open, so nothing can
   clear it, and it can win only against ranges below its low end.
+- A stack that held no rate at all, not even the lowest it was probed at, *cannot meet the
+  bound at any rate here*: the verdict says so with its p99 at that rate and the bound it
+  would meet there, and ranks the others without it.
 - A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
-  ranked: the throughput answer is then "no clear winner", naming it.
+  ranked: the throughput answer is then "no clear winner", naming it, and why: the host was
+  too noisy only when the figures say so (other processes' CPU above :data:`NOISY_CPU` % of
+  a core, or its confirmation windows spread more than :data:`NOISY_SPREAD`), with that
+  figure; otherwise its capacity sits where the same rate passes and fails.
 - A shared host whose other processes took very different shares of the CPU while the
   stacks were probed (more than :data:`MAX_CONTENTION_GAP` points of a core apart) cannot
   rank them either: "no clear winner", naming each stack's share.
@@ -20,13 +26,25 @@ spreads overlap:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from loadtests.stability import short_of
 
 #: Confirmation rounds a stack must hold before the verdict ranks it.
 MIN_CONFIRMED = 2
 #: Most difference (percent of one core) in other processes' CPU between the stacks' probes for a fair ranking.
 MAX_CONTENTION_GAP = 25.0
+#: Other processes' CPU (median, percent of one core) during a stack's probes above which the host was noisy.
+NOISY_CPU = 25.0
+#: Spread of a confirmation probe's windows (``max / min − 1`` on req/s or latency) above which the host was noisy.
+NOISY_SPREAD = 0.25
+
+
+def rate_text(rate: float) -> str:
+    """An offered rate: ``1,600`` or, below 100, three significant digits (``8.4``, ``6.25``)."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
 @dataclass(frozen=True)
@@ -75,10 +93,35 @@ def _ceiling(c: Capacity) -> float:
 
 
 def _fmt_high(c: Capacity) -> str:
-    return "open (generator-bound)" if c.high is None else f"{c.high:,.0f}"
+    return "open (generator-bound)" if c.high is None else rate_text(c.high)
 
 
-def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Noise:
+    """What the run measured of the host while each stack was probed: other processes' CPU (median, percent of
+    one core) and the widest spread of its confirmation probes' windows."""
+
+    other_cpu: dict[str, float | None]
+    spread: dict[str, float | None]
+
+    def why(self, target: str) -> str:
+        """Why ``target``'s rounds disagree: a noisy host, with the figure that says so, or its knee."""
+        cpu, spread = self.other_cpu.get(target), self.spread.get(target)
+        if cpu is not None and cpu > NOISY_CPU:
+            return (
+                f"the host was too noisy to rank them (other processes used {cpu:.0f} % of a core while {target} "
+                "was probed)"
+            )
+        if spread is not None and spread > NOISY_SPREAD:
+            return (
+                f"the host was too noisy to rank them ({target}'s confirmation windows spread {spread:.0%}, "
+                f"over {NOISY_SPREAD:.0%})"
+            )
+        quiet = f"other processes used {cpu:.0f} % of a core" if cpu is not None else "no sign of a noisy host"
+        return f"{target}'s capacity sits where the same rate passes and fails ({quiet})"
+
+
+def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED, noise: Noise | None = None) -> dict[str, Any]:
     """The stack that serves most under the SLO, by how much, or why there is no clear winner."""
     known = [c for c in caps if c.median is not None and c.low is not None]
     if not known:
@@ -86,11 +129,12 @@ def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict
     shaky = [c for c in caps if c.held < min(min_confirmed, c.rounds)]
     if shaky:
         named = ", ".join(f"{c.target} held {c.held} of {c.rounds}" for c in shaky)
+        noise = noise or Noise({}, {})
         return {
             "winner": None,
             "text": (
                 f"no clear winner: not every stack's capacity was confirmed ({named} confirmation rounds; "
-                f"at least {min_confirmed} needed): the host was too noisy to rank them"
+                f"at least {min_confirmed} needed): {'; '.join(noise.why(c.target) for c in shaky)}"
             ),
         }
     best = max(known, key=lambda c: c.median or 0.0)
@@ -105,8 +149,8 @@ def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict
             "winner": None,
             "leader": best.target,
             "text": (
-                f"no clear winner: {best.target} has the highest median ({best.median:,.0f} req/s, range "
-                f"{best.low:,.0f}–{_fmt_high(best)}) but its range overlaps {', '.join(overlapping)}{tail}"
+                f"no clear winner: {best.target} has the highest median ({rate_text(best.median)} req/s, range "
+                f"{rate_text(best.low)}–{_fmt_high(best)}) but its range overlaps {', '.join(overlapping)}{tail}"
             ),
         }
     runner_up = max((c for c in others if c.median), key=lambda c: c.median or 0.0, default=None)
@@ -118,8 +162,8 @@ def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED) -> dict
         "winner": best.target,
         "factor": factor,
         "text": (
-            f"{best.target} serves the most under the SLO: {best.median:,.0f} req/s{note}, "
-            f"{factor:.2f}× {runner_up.target} ({runner_up.median:,.0f} req/s)"
+            f"{best.target} serves the most under the SLO: {rate_text(best.median)} req/s{note}, "
+            f"{factor:.2f}× {runner_up.target} ({rate_text(runner_up.median)} req/s)"
         ),
     }
 
@@ -136,14 +180,16 @@ def latency(points: list[LowLoad]) -> dict[str, Any]:
             "leader": best.target,
             "text": (
                 f"no clear winner at low load: {best.target} has the lowest p50 ({best.p50_ms:.2f} ms at "
-                f"{best.rate:g} req/s) but its windows overlap {', '.join(overlapping)}"
+                f"{rate_text(best.rate)} req/s) but its windows overlap {', '.join(overlapping)}"
             ),
         }
     runner_up = min((p for p in points if p is not best), key=lambda p: p.p50_ms, default=None)
     tail = f", against {runner_up.p50_ms:.2f} ms for {runner_up.target}" if runner_up else ""
     return {
         "winner": best.target,
-        "text": f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {best.rate:g} req/s{tail}",
+        "text": (
+            f"{best.target} has the lowest p50 at low load: {best.p50_ms:.2f} ms at {rate_text(best.rate)} req/s{tail}"
+        ),
     }
 
 
@@ -168,8 +214,8 @@ def floor_text(slo_results: dict[str, Any]) -> str:
         probes = [p for p in result.get("probes", []) if p.get("p99_ms") is not None]
         if probes:
             rate = min(p["rate"] for p in probes)
-            p99 = min(p["p99_ms"] for p in probes if p["rate"] == rate)
-            lowest.append(f"{target} {p99:,.0f} ms at {rate:g} req/s")
+            best = min((p for p in probes if p["rate"] == rate), key=lambda p: p["p99_ms"])
+            lowest.append(f"{target} {_p99_text(best)} at {rate_text(rate)} req/s")
     if not lowest:
         return "no stack held the SLO at any rate probed"
     return (
@@ -191,22 +237,78 @@ def contention(other_cpu: dict[str, float | None]) -> str | None:
     )
 
 
+def spread(result: dict[str, Any]) -> float | None:
+    """The widest spread of a stack's confirmation probes' windows (req/s or latency), None when unrecorded."""
+    known = [p["spread"] for p in result.get("probes") or [] if p.get("round") and p.get("spread") is not None]
+    return max(known, default=None)
+
+
+def _round_up(ms: float) -> float:
+    """``ms`` rounded up to two significant digits (165 → 170, 1,201 → 1,300): a bound to suggest."""
+    step = 10 ** (math.floor(math.log10(ms)) - 1) if ms > 0 else 1
+    return math.ceil(ms / step) * step
+
+
+def _p99_text(probe: dict[str, Any]) -> str:
+    # a run before probes carried their counts: HdrHistogram's p99 of fewer than 100 latencies is their max
+    n = probe.get("p99_of") or short_of(int(probe.get("requests") or 0), "p99")
+    return f"{probe['p99_ms']:,.0f} ms (max of {n})" if n else f"{probe['p99_ms']:,.0f} ms"
+
+
+def unmet(target: str, result: dict[str, Any]) -> str | None:
+    """When ``target`` held no rate at all, not even its lowest probe: that it cannot meet the bound at any rate
+    here, its p99 at that rate and the bound it would meet there; None when it held a rate (or was never judged)."""
+    probes = result.get("probes") or []
+    if any(p.get("outcome") == "pass" for p in probes):
+        return None
+    failed = [p for p in probes if p.get("outcome") == "fail" and p.get("p99_ms") is not None]
+    if not failed:
+        return None
+    rate = min(p["rate"] for p in failed)
+    at = [p for p in failed if p["rate"] == rate]
+    low, high = min(at, key=lambda p: p["p99_ms"]), max(at, key=lambda p: p["p99_ms"])
+    same = low["p99_ms"] == high["p99_ms"]
+    p99 = _p99_text(low) if same else f"{low['p99_ms']:,.0f}–{_p99_text(high)}"
+    bound = result.get("slo_ms")
+    unloaded = result.get("unloaded") or {}
+    alone = ""
+    if unloaded.get("p50_ms") is not None and bound is not None and unloaded["p50_ms"] > bound:
+        alone = f"; one request at a time its p50 was already {unloaded['p50_ms']:,.0f} ms"
+    return (
+        f"{target} cannot meet p99 ≤ {bound:g} ms at any rate here: its p99 was {p99} at {rate_text(rate)} req/s, "
+        f"the lowest rate probed{alone}; it would meet p99 ≤ {_round_up(high['p99_ms']):,.0f} ms at that rate"
+    )
+
+
 def decide(
-    slo_results: dict[str, Any], tf_server: str, other_cpu: dict[str, float | None] | None = None
+    slo_results: dict[str, Any],
+    tf_server: str,
+    other_cpu: dict[str, float | None] | None = None,
+    provenance_notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The verdict: throughput under the SLO, latency at low load, and which TF server was measured.
 
-    ``other_cpu``: per stack, the median CPU other processes used during its probes (percent of a core).
+    ``other_cpu``: per stack, the median CPU other processes used during its probes (percent of a core);
+    ``provenance_notes``: the sentences saying where a converted artifact ran much slower than its source
+    (:func:`loadtests.provenance.conversion_notes`).
     """
-    caps = [Capacity.of(t, r) for t, r in slo_results.items()]
-    unfair = contention({t: (other_cpu or {}).get(t) for t in slo_results})
-    ranked = throughput(caps)
-    if ranked["winner"] is None and not any(c.median is not None and c.low is not None for c in caps):
+    cannot = {t: text for t, r in slo_results.items() if (text := unmet(t, r))}
+    ranked_results = {t: r for t, r in slo_results.items() if t not in cannot}
+    caps = [Capacity.of(t, r) for t, r in ranked_results.items()]
+    unfair = contention({t: (other_cpu or {}).get(t) for t in ranked_results})
+    noise = Noise({t: (other_cpu or {}).get(t) for t in slo_results}, {t: spread(r) for t, r in slo_results.items()})
+    ranked: dict[str, Any]
+    if not any(c.median is not None and c.low is not None for c in caps):
         ranked = {"winner": None, "text": floor_text(slo_results)}
-    if unfair and ranked.get("winner"):
-        ranked = {"winner": None, "leader": ranked["winner"], "text": unfair}
+    else:
+        ranked = throughput(caps, noise=noise)
+        if unfair and ranked.get("winner"):
+            ranked = {"winner": None, "leader": ranked["winner"], "text": unfair}
+        if cannot:
+            ranked = {**ranked, "text": "; ".join([ranked["text"], *cannot.values()]), "cannot": sorted(cannot)}
     return {
         "throughput": ranked,
         "latency": latency(low_load_points(slo_results)),
         "tf_server": tf_server,
+        "conversion": list(provenance_notes or []),
     }

@@ -143,6 +143,9 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
     for target in ("tf", "torch"):
         found = slo["results"][target]
         assert found["probes"][0]["rate"] == 40.0
+        # one request at a time before the search: the latency with no queue, from enough requests for a p50
+        assert found["unloaded"]["requests"] >= 20, found["unloaded"]
+        assert 0 < found["unloaded"]["p50_ms"] < 200
         assert found["confirmed_rounds"] == 3, found
         assert found["max_rps"] > 0
     assert "## Verdict" in markdown

@@ -19,16 +19,40 @@ def test_default_profile_is_the_make_run_comparison() -> None:
     assert set(p.slo.targets) == {"torch", "torch_ort", "tf"}
     # perf_analyzer's rule: three windows within 10 %
     assert (p.windows.min_windows, p.windows.tolerance) == (3, 0.10)
-    # bounded: the worst case (every figure unstable, every probe used) stays within about six minutes
+    # bounded: the worst case (every window held open to its time bound, every figure unstable, every search
+    # spending its budget with a retry past it, every confirmation stepping down) stays within about nine minutes
     w, c, s = p.windows, p.comparison, p.slo
-    load = c.repeats * len(p.targets) * (c.warmup_s + w.max_windows * w.window_s)
-    probe = s.warmup_s + 1.0 + s.max_windows * s.window_s  # + spawning the users
-    load += len(s.targets) * (s.max_probes + s.confirmations * s.confirm_attempts) * probe
-    assert load <= 400
-    # typical: comparison figures stable after 3 windows, a search of about 9 probes, confirmations pass
+    assert p.wrk is not None
+    unloaded = s.warmup_s + 1.0 + 3 * s.window_s  # one user, three windows, enough for a p50
+    probe = s.warmup_s + 1.0 + s.max_windows * max(s.window_s, s.max_window_s)  # + spawning the users
+    load = c.repeats * len(p.targets) * (c.warmup_s + w.max_windows * max(w.window_s, w.max_window_s))
+    search = min(s.search_budget_s + 2 * probe, 2 * s.max_probes * probe)
+    load += len(s.targets) * (unloaded + search + s.confirmations * s.confirm_attempts * probe)
+    assert load + p.wrk.duration_s <= 540
+    # typical digits: every window holds its requests in window_s, figures stable after 3 windows, a search
+    # of about 8 probes (or its budget), confirmations pass
+    probe = s.warmup_s + 0.5 + 3 * s.window_s
     typical = c.repeats * len(p.targets) * (c.warmup_s + 3 * w.window_s)
-    typical += len(s.targets) * (9 + s.confirmations) * (s.warmup_s + 0.5 + 3 * s.window_s)
-    assert typical <= 220
+    typical += len(s.targets) * (unloaded + min(8 * probe, s.search_budget_s + probe) + s.confirmations * probe)
+    assert typical + p.wrk.duration_s <= 220
+    # typical slow model (issue 22's InceptionV3: ~35 req/s closed loop, ~8 req/s under the SLO, one stack that
+    # cannot meet the bound): windows held to their bound, searches to their budget; under ~6 minutes of
+    # `make run` with the stack's start and stop
+    probe = s.warmup_s + 0.5 + 3 * s.max_window_s
+    slow = c.repeats * len(p.targets) * (c.warmup_s + 3 * w.max_window_s)
+    slow += 2 * (unloaded + s.search_budget_s + probe + s.confirmations * probe) + (unloaded + probe)
+    assert slow + p.wrk.duration_s <= 300
+
+
+def test_a_probe_window_can_hold_a_p99_at_the_rates_a_slow_model_serves() -> None:
+    from loadtests.stability import MIN_SAMPLES, WINDOW_COUNT, WINDOW_MIN_REQUESTS
+
+    s = profile.load("default").slo
+    assert s is not None
+    assert WINDOW_MIN_REQUESTS * WINDOW_COUNT >= MIN_SAMPLES["p99"] == 100
+    # at 8.5 req/s three windows held open to their bound hold the 100 latencies a p99 needs
+    assert 8.5 * s.max_window_s * WINDOW_COUNT >= MIN_SAMPLES["p99"]
+    assert s.start_rate is None  # the search starts from each target's unloaded latency
 
 
 def test_command_line_overrides() -> None:

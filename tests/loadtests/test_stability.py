@@ -75,3 +75,37 @@ def test_spread_and_timing_means() -> None:
     w = [Window(1.0, [1.0], timings={"gateway": [0.2, 0.4]}) for _ in range(3)]
     figure = measure(iter(w).__next__, min_windows=3, max_windows=3)
     assert figure.timing_means() == {"gateway": pytest.approx(0.3)}
+
+
+def test_the_samples_each_percentile_needs() -> None:
+    from loadtests.stability import MIN_SAMPLES, WINDOW_MIN_REQUESTS
+
+    assert MIN_SAMPLES == {"p50": 20, "p90": 20, "p95": 20, "p99": 100}
+    assert WINDOW_MIN_REQUESTS == 34  # three windows merged hold a p99
+
+
+def test_a_figure_from_too_few_latencies_is_their_max_with_n_beside_it() -> None:
+    # issue 22: a 3 s probe at 6.25 req/s held 14 latencies; its "p99" was their largest
+    latencies = [20.0 + i for i in range(13)] + [165.0]
+    figure = measure(iter([Window(1.0, latencies[i::3]) for i in range(3)]).__next__, min_windows=3, max_windows=3)
+    data = figure.to_json()
+    assert data["short"] == {"p50": 14, "p90": 14, "p95": 14, "p99": 14}
+    assert data["p99_ms"] == data["p50_ms"] == 165.0
+    # 60 latencies hold a p50 and a p95 but not a p99
+    figure = measure(iter([window(20, 50.0) for _ in range(3)]).__next__, min_windows=3, max_windows=3)
+    data = figure.to_json()
+    assert data["short"] == {"p99": 60}
+    assert data["p99_ms"] == 50.0
+    assert data["p50_ms"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_windows_too_small_for_a_p99_are_compared_on_their_p50() -> None:
+    # 40 requests a window: each window's "p99" would be its max, which a single slow request decides
+    a, b, c = (Window(1.0, [10.0] * 39 + [tail]) for tail in (20.0, 60.0, 35.0))
+    assert a.p99_ms is None
+    assert a.p50_ms == pytest.approx(10.0, rel=1e-3)
+    assert is_stable([a, b, c])
+    figure = measure(iter([a, b, c]).__next__, min_windows=3, max_windows=3)
+    assert figure.to_json()["latency_key"] == "p50"
+    # fewer than 20 a window: not even a p50 to compare; such windows never agree
+    assert not is_stable([Window(1.0, [10.0] * 10) for _ in range(3)])

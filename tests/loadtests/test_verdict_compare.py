@@ -77,9 +77,10 @@ def test_a_stack_that_held_too_few_confirmation_rounds_cannot_be_ranked() -> Non
     shaky = {**slo_result(225, 225, 225), "confirmed_rounds": 1, "rounds": 3}
     found = verdict.decide({"torch": slo_result(1000, 950, 1100), "torch_ort": shaky}, "x")
     assert found["throughput"]["winner"] is None
+    # nothing measured says the host was noisy, so the verdict does not blame it (tests/loadtests/test_verdict_cases.py)
     assert found["throughput"]["text"] == (
         "no clear winner: not every stack's capacity was confirmed (torch_ort held 1 of 3 confirmation rounds; "
-        "at least 2 needed): the host was too noisy to rank them"
+        "at least 2 needed): torch_ort's capacity sits where the same rate passes and fails (no sign of a noisy host)"
     )
 
 
