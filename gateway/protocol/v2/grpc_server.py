@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 import grpc
 import numpy as np
 
+from contract.dtypes import BY_DATATYPE
 from contract.manifest import ModelEntry
 from contract.oip import (
     InferRequest,
@@ -54,8 +55,6 @@ GRPC_CODES: dict[int, grpc.StatusCode] = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-#: Where typed ``contents`` hold each datatype's elements (FP16 travels only as raw bytes).
-_CONTENTS = {"FP32": "fp32_contents", "INT64": "int64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
@@ -83,7 +82,8 @@ def _input_array(tensor: Any, raw: bytes | None, entry: ModelEntry) -> np.ndarra
         raise InputError(f"input {tensor.name} has no data; send it in raw_input_contents or contents")
     if tensor.datatype == "FP16" and datatype(spec) == "FP16":
         raise InputError(f"input {tensor.name}: FP16 has no typed contents; send it in raw_input_contents")
-    field = _CONTENTS.get(tensor.datatype)
+    known = BY_DATATYPE.get(tensor.datatype)
+    field = known.contents if known else None  # where typed contents hold its elements (FP16: raw bytes only)
     # an unknown or wrong datatype (BYTES, FP64, ...) is named by the contract check below
     values = np.asarray(getattr(tensor.contents, field)) if field else np.asarray([])
     return tensor_from_values(spec, tensor.datatype, shape, values, entry, may_hold_bools=False)
