@@ -20,4 +20,4 @@ contract as the gateway. Import the modules; this package itself exports only
 
 #: The modules of this package that travel inside a TorchServe archive: those the handler
 #: imports (the export copies them; the build hashes them into the archive's recipe).
-MAR_FILES = ("__init__.py", "artifacts.py", "manifest.py", "oip.py", "tensors.py")
+MAR_FILES = ("__init__.py", "artifacts.py", "dtypes.py", "manifest.py", "oip.py", "tensors.py")

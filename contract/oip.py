@@ -31,15 +31,17 @@ from typing import Any
 
 import numpy as np
 
+from .dtypes import BY_DATATYPE, DTYPES, NUMPY_DTYPES
 from .manifest import ModelEntry, TensorSpec
-from .tensors import NUMPY_DTYPES, InputError, OutputError, bad_leaf, parse_json
+from .tensors import InputError, OutputError, bad_leaf, parse_json
 
 #: The REST header that says how long the JSON part of a binary body is.
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: The protocol extension this module implements (Triton's name for it).
 BINARY_EXTENSION = "binary_tensor_data"
-DATATYPES: dict[str, str] = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
-DTYPE_OF: dict[str, str] = {v: k for k, v in DATATYPES.items()}
+#: The contract's dtype -> the protocol's datatype, and back (columns of :data:`contract.dtypes.DTYPES`)
+DATATYPES: dict[str, str] = {name: d.datatype for name, d in DTYPES.items()}
+DTYPE_OF: dict[str, str] = {datatype: d.name for datatype, d in BY_DATATYPE.items()}
 #: Every datatype the protocol defines, so an error can tell "not this model's" from "not a datatype".
 PROTOCOL_DATATYPES = (
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -181,7 +183,7 @@ def tensor_from_values(
         array = np.asarray(values)
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise InputError(f"input {tensor.name}: data is ragged or not numbers; {expected}") from None
-    kinds = {"float32": "fiu", "float16": "fiu", "int64": "iu", "int32": "iu", "bool": "b"}[tensor.dtype]
+    kinds = DTYPES[tensor.dtype].kinds
     if array.size and array.dtype.kind not in kinds:
         raise InputError(f"input {tensor.name}: data cannot be read as {datatype(tensor)}; {expected}")
     if array.ndim > 1 and array.shape != dims:

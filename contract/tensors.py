@@ -11,8 +11,9 @@ Answers mirror the request's format as TF Serving writes them: ``{"predictions":
 (one output) or ``{"predictions": [{"out": ...}, ...]}`` (several), and ``{"outputs": ...}``
 for a columnar request. Used by the TorchServe handler (a copy of this package travels in
 every ``.mar``), the gateway and the load tests, so it imports only numpy, the standard
-library and the manifest. Every failure is an :class:`InputError` whose message names what
-was expected and, where there is one, the offending instance.
+library, the manifest and the dtype table (:mod:`contract.dtypes`). Every failure is an
+:class:`InputError` whose message names what was expected and, where there is one, the
+offending instance.
 """
 
 from __future__ import annotations
@@ -24,22 +25,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .dtypes import DTYPES
+from .dtypes import NUMPY_DTYPES as NUMPY_DTYPES  # re-exported for its users; the table is contract.dtypes
 from .manifest import ModelEntry, TensorSpec
 
 Format = Literal["row", "columnar"]
 #: Nesting deeper than this is refused before numpy sees it (no real instance is deeper).
 MAX_DEPTH = 8
-NUMPY_DTYPES: dict[str, type[np.generic]] = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "int64": np.int64,
-    "int32": np.int32,
-    "bool": np.bool_,
-}
-#: numpy kinds a JSON value may parse to, per contract dtype ("b" bool, "i"/"u" int, "f" float).
-_KINDS = {"float32": "fiu", "float16": "fiu", "int64": "iu", "int32": "iu", "bool": "b"}
-#: How a wrong leaf is called, per dtype ("non-numeric value at instances[0][3] = \"a\"").
-_WRONG = {"int64": "non-integer", "int32": "non-integer", "bool": "non-boolean"}
 
 
 class InputError(ValueError):
@@ -136,7 +128,7 @@ def _nested_shape(value: Any) -> list[int] | None:
 
 
 def _bad_value(found: str, tensor: TensorSpec, expected: str) -> InputError:
-    wrong = "non-numeric" if tensor.dtype.startswith("float") else _WRONG[tensor.dtype]
+    wrong = DTYPES[tensor.dtype].wrong
     return InputError(f"{wrong} value at {found}; {expected}")
 
 
@@ -217,9 +209,9 @@ def to_array(
         array: np.ndarray | None = np.asarray(values)
     except (ValueError, TypeError, OverflowError, RecursionError):
         array = None
-    if array is None or array.dtype.kind not in _KINDS[tensor.dtype] or not tensor.fits(array.shape[1:]):
+    if array is None or array.dtype.kind not in DTYPES[tensor.dtype].kinds or not tensor.fits(array.shape[1:]):
         array = _diagnose(values, tensor, where, expected)
-        if array.dtype.kind not in _KINDS[tensor.dtype]:
+        if array.dtype.kind not in DTYPES[tensor.dtype].kinds:
             raise InputError(f"{tensor.name} cannot be read as {tensor.dtype}; {expected}")
     return _cast(array, tensor, where, expected)
 

@@ -8,7 +8,20 @@ gRPC messages are generated into :mod:`gateway.protos`.
 
 from __future__ import annotations
 
-from .app import create_app
+from typing import TYPE_CHECKING, Any
+
 from .config import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from .app import create_app
+
 __all__ = ["Settings", "SettingsError", "create_app", "load_settings"]
+
+
+def __getattr__(name: str) -> Any:
+    # the app (and with it FastAPI) loads on first use: importing the data plane alone loads no web framework
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

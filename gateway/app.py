@@ -13,11 +13,12 @@ from .backends import BackendClient, build_backends
 from .cluster import Cluster
 from .config import Settings, check_against_models
 from .dataplane import DataPlane
-from .errors import add_exception_handlers
-from .fastpath import GatewayApp
+from .edge import InferenceEdge
+from .handlers import add_exception_handlers
 from .models import load_models
 from .protocol import v2
-from .routes import router
+from .protocol.v2.rest import infer
+from .routes import predict, router
 from .security import ApiKeyMiddleware
 
 log = logging.getLogger("gateway")
@@ -63,7 +64,7 @@ def create_app(
                 await cluster.stop()
             await plane.close()
 
-    app = GatewayApp(
+    app = FastAPI(
         title="duoserve gateway",
         version="0.1.0",
         description="One API over TorchServe and TF Serving that routes, compares and measures every request.",
@@ -76,7 +77,8 @@ def create_app(
     return app
 
 
-def _add_middleware(app: GatewayApp, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # added first, so innermost: every middleware added after it (the API key's, any other) wraps it
+    app.add_middleware(InferenceEdge, routers=(router, v2.router), endpoints=(predict, infer))
     if settings.api_key is not None:
-        app.api_key = settings.api_key.get_secret_value().encode()  # the inference routes check it themselves
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

@@ -29,19 +29,15 @@ effect. The data plane moves on to the policy's next backend after a
 ``BackendUnavailableError`` (refused or reset before answering; shed or circuit open, which
 never reached the backend) and after a ``BackendCutOffError`` (cut off mid-answer); the
 ones that reached a backend (``retryable``) are retries, bounded by the retry budget.
+
+This module imports no web framework: the data plane raises these errors, and
+:mod:`gateway.handlers` turns them into HTTP answers (REST) while
+:mod:`gateway.protocol.v2.grpc_server` turns them into status codes (gRPC).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
-
-log = logging.getLogger("gateway")
 
 
 class GatewayError(Exception):
@@ -188,42 +184,3 @@ class CircuitOpenError(BackendUnavailableError):
     kind = "circuit_open"
     connection_failure = False
     retryable = False
-
-
-def error_response(exc: GatewayError) -> JSONResponse:
-    """The JSON response for a deliberate error."""
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
-
-
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
-    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
-
-
-def internal_error(request: Request, exc: Exception) -> Response:
-    """A logged 500 for anything unexpected (the traceback goes to the log, not to the caller)."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal error"}, status_code=500)
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    return internal_error(request, exc)
-
-
-def add_exception_handlers(app: FastAPI) -> None:
-    """Map every error to the one body shape; anything unexpected becomes a logged 500."""
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _internal_error)

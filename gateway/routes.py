@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse, Response
 
 from contract.manifest import ModelEntry
 
+from .body import check_content_type, read_body
 from .dataplane import Answer, DataPlane
-from .errors import GatewayError, UnknownBackendError
+from .errors import UnknownBackendError
 from .metrics import CONTENT_TYPE_LATEST
-from .payload import Payload, check_content_type, check_payload, read_body
+from .payload import Payload, check_payload
 from .schemas import ERRORS, CompareRequest, CompareResponse, PredictRequest, PredictResponse, json_body
 
 router = APIRouter()
@@ -66,19 +67,12 @@ def _answer(model: str, answer: Answer, started: float) -> Response:
 )
 async def predict(model: str, request: Request) -> Response:
     """Route one request by the model's policy, or to the backend named in the body or X-Backend."""
-    started = time.perf_counter()
     plane = _plane(request)
-    backend = "none"
-    try:
+    with plane.request(model) as tally:
         info, payload = await _read(request, plane, model, admit=True)
         answer = await plane.predict(info, payload, _requested(payload, request.headers.get("x-backend")))
-        backend = answer.backend
-    except GatewayError as exc:
-        if model in plane.models:
-            plane.observe_request(model, getattr(exc, "backend", backend), exc.kind, time.perf_counter() - started)
-        raise
-    plane.observe_request(model, backend, "ok", time.perf_counter() - started)
-    return _answer(model, answer, started)
+        tally.ok(answer.backend)
+    return _answer(model, answer, tally.started)
 
 
 @router.post(

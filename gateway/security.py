@@ -1,29 +1,20 @@
 """Optional API key on every route but ``/health/*`` and ``/v2/health/*``: ``X-API-Key`` or ``Authorization: Bearer``.
 
-A pure ASGI middleware (no per-request dependency overhead), comparing in constant time.
+A pure ASGI middleware (no per-request dependency overhead), comparing in constant time
+(:func:`gateway.credentials.key_refusal`, which the gRPC service asks too). It wraps every
+route, the inference edge (:mod:`gateway.edge`) included.
 """
 
 from __future__ import annotations
 
-import hmac
-
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import UnauthorizedError, error_response
+from .credentials import HOW, key_refusal
+from .errors import UnauthorizedError
+from .handlers import error_response, is_v2
 
 OPEN_PREFIXES = ("/health/", "/v2/health/")
-#: Paths of the Open Inference Protocol, whose errors are ``{"error": ...}``
-V2_PREFIX = "/v2"
-
-
-def _presented(scope: Scope) -> bytes | None:
-    for name, value in scope.get("headers", []):
-        if name == b"x-api-key":
-            return bytes(value)
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return bytes(value[7:].strip())
-    return None
 
 
 def refusal(scope: Scope, key: bytes) -> Response | None:
@@ -31,14 +22,10 @@ def refusal(scope: Scope, key: bytes) -> Response | None:
     path = str(scope.get("path", ""))
     if scope["type"] != "http" or path.startswith(OPEN_PREFIXES):
         return None
-    presented = _presented(scope)
-    if presented is not None and hmac.compare_digest(presented, key):
+    reason = key_refusal(scope.get("headers", []), key)
+    if reason is None:
         return None
-    reason = "missing" if presented is None else "wrong"
-    error = UnauthorizedError(f"{reason} API key; send X-API-Key or Authorization: Bearer")
-    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
-        return JSONResponse({"error": error.detail}, status_code=error.status, headers=error.headers())
-    return error_response(error)
+    return error_response(UnauthorizedError(f"{reason} API key; send {HOW}"), v2=is_v2(path))
 
 
 class ApiKeyMiddleware:

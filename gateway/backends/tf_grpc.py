@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from contract.dtypes import DTYPES
 from contract.manifest import ModelEntry
 from contract.stackinfo import TF_BINARY, TF_SERVER_HEADER
 from contract.tensors import render_outputs
@@ -25,11 +26,13 @@ from .base import BackendClient, BackendResult, Readiness
 
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 _REJECTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
-#: tensorflow.DataType numbers of the contract's dtypes, and the numpy dtype of each TF one.
-TF_DTYPES = {"float32": 1, "int32": 3, "int64": 9, "bool": 10, "float16": 19}
-_NUMPY = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_, 19: np.float16}
-#: Where a TensorProto holds its values when it has no tensor_content.
-_VALUE_FIELDS = {1: "float_val", 2: "double_val", 3: "int_val", 9: "int64_val", 10: "bool_val", 19: "half_val"}
+#: tensorflow.DataType numbers of the contract's dtypes (:data:`contract.dtypes.DTYPES`)
+TF_DTYPES = {name: d.tf_enum for name, d in DTYPES.items()}
+#: DT_DOUBLE: not a contract dtype, but an answer may come as one (it is checked and cast after)
+_DT_DOUBLE = 2
+#: the numpy dtype of each TF one read, and where a TensorProto holds its values without tensor_content
+_NUMPY: dict[int, type[np.generic]] = {d.tf_enum: d.numpy for d in DTYPES.values()} | {_DT_DOUBLE: np.float64}
+_VALUE_FIELDS = {d.tf_enum: d.tf_values for d in DTYPES.values()} | {_DT_DOUBLE: "double_val"}
 _COMPAT_KEY = TF_SERVER_HEADER.lower()
 #: TF Serving's method paths (the messages' package differs; it never travels on the wire).
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -53,7 +56,7 @@ def tensor_array(message: Any) -> np.ndarray:
     values: np.ndarray
     if message.tensor_content:
         values = np.frombuffer(message.tensor_content, dtype=dtype)
-    elif int(message.dtype) == 19:  # halves travel as their 16-bit patterns in int32s
+    elif int(message.dtype) == DTYPES["float16"].tf_enum:  # halves travel as their 16-bit patterns in int32s
         values = np.asarray(message.half_val, dtype=np.uint16).view(np.float16)
     else:
         values = np.asarray(getattr(message, _VALUE_FIELDS[int(message.dtype)]), dtype=dtype)

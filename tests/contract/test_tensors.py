@@ -228,3 +228,15 @@ def test_sample_inputs_follow_the_contract_and_round_trip_through_json() -> None
         assert back.format == fmt
         assert back.arrays["ids"].tolist() == arrays["ids"].tolist()
         assert back.arrays["mask"].tolist() == arrays["mask"].tolist()
+
+
+def test_one_dtype_table_feeds_every_codec() -> None:
+    from contract import MAR_FILES
+    from contract.dtypes import DTYPES
+    from contract.manifest import DType
+    from contract.oip import DATATYPES, DTYPE_OF
+
+    assert set(DTYPES) == set(DType.__args__)
+    assert DATATYPES == {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
+    assert {v: k for k, v in DTYPE_OF.items()} == DATATYPES
+    assert "dtypes.py" in MAR_FILES  # tensors.py reads it inside every .mar

@@ -134,3 +134,9 @@ async def test_a_binary_request_to_tf_never_builds_torchserves_body(grpc_target:
     assert payload.binary
     assert result.outputs is not None
     np.testing.assert_allclose(result.outputs["probabilities"], outputs("digits", x.tolist()))
+
+
+def test_tf_dtype_numbers_come_from_the_contracts_table() -> None:
+    from gateway.backends.tf_grpc import TF_DTYPES
+
+    assert TF_DTYPES == {"float32": 1, "int32": 3, "int64": 9, "bool": 10, "float16": 19}

@@ -3,7 +3,7 @@
 An inference is: a checked :class:`~contract.oip.InferRequest` becomes a binary
 :class:`~gateway.payload.Payload` (the arrays, plus the protocol's binary layout for
 TorchServe's handler), the data plane routes and calls it like a ``/v1`` predict, and
-the request is counted in the same stats and metrics.
+the request is counted in the same stats and metrics (:meth:`DataPlane.request`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from contract.tensors import InputError
 from ...dataplane import Answer, DataPlane
 from ...errors import GatewayError, InvalidInputError, PayloadTooLargeError, UnknownBackendError, UnknownModelError
 from ...payload import Payload
+from ...recorder import Tally
 
 SERVER_NAME = "duoserve"
 #: Every model has one version at the gateway: the one its backends serve.
@@ -112,16 +113,11 @@ class Result:
 
 
 async def infer(
-    plane: DataPlane, entry: ModelEntry, request: InferRequest, header_backend: str | None, started: float
+    plane: DataPlane, entry: ModelEntry, request: InferRequest, header_backend: str | None, tally: Tally
 ) -> Result:
-    """Route one checked request through the data plane (``started``: when the adapter began reading it)."""
+    """Route one checked request through the data plane (``tally``: the request's accounting, which
+    the adapter opened when it began reading it)."""
     chosen = requested_backend(request.parameters.get(BACKEND_PARAMETER), header_backend)
     answer = await plane.predict(entry, payload(request, entry, chosen), chosen)
-    plane.observe_request(entry.name, answer.backend, "ok", time.perf_counter() - started)
-    return Result(answer, started)
-
-
-def observe_failure(plane: DataPlane, model: str, exc: GatewayError, started: float) -> None:
-    """Count a failed inference of a served model, as ``/v1`` does (unknown models are not counted)."""
-    if model in plane.models:
-        plane.observe_request(model, getattr(exc, "backend", "none"), exc.kind, time.perf_counter() - started)
+    tally.ok(answer.backend)
+    return Result(answer, tally.started)

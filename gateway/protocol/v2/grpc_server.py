@@ -13,15 +13,14 @@ with the code of :data:`GRPC_CODES` for the gateway error's HTTP status.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 import numpy as np
 
+from contract.dtypes import BY_DATATYPE
 from contract.manifest import ModelEntry
 from contract.oip import (
     InferRequest,
@@ -35,6 +34,7 @@ from contract.oip import (
 from contract.tensors import InputError
 
 from ...config import Settings
+from ...credentials import key_refusal
 from ...dataplane import DataPlane
 from ...errors import GatewayError, UnauthorizedError, UnknownModelError
 from ...protos import oip_v2_pb2 as pb
@@ -55,8 +55,6 @@ GRPC_CODES: dict[int, grpc.StatusCode] = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-#: Where typed ``contents`` hold each datatype's elements (FP16 travels only as raw bytes).
-_CONTENTS = {"FP32": "fp32_contents", "INT64": "int64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
@@ -84,7 +82,8 @@ def _input_array(tensor: Any, raw: bytes | None, entry: ModelEntry) -> np.ndarra
         raise InputError(f"input {tensor.name} has no data; send it in raw_input_contents or contents")
     if tensor.datatype == "FP16" and datatype(spec) == "FP16":
         raise InputError(f"input {tensor.name}: FP16 has no typed contents; send it in raw_input_contents")
-    field = _CONTENTS.get(tensor.datatype)
+    known = BY_DATATYPE.get(tensor.datatype)
+    field = known.contents if known else None  # where typed contents hold its elements (FP16: raw bytes only)
     # an unknown or wrong datatype (BYTES, FP64, ...) is named by the contract check below
     values = np.asarray(getattr(tensor.contents, field)) if field else np.asarray([])
     return tensor_from_values(spec, tensor.datatype, shape, values, entry, may_hold_bools=False)
@@ -141,15 +140,8 @@ class InferenceService:
     def _authorize(self, context: Context) -> None:
         if self.key is None:
             return
-        presented: bytes | None = None
-        for key, value in context.invocation_metadata() or ():
-            text = value.encode() if isinstance(value, str) else bytes(value)
-            if key == "x-api-key":
-                presented = text
-            elif key == "authorization" and text[:7].lower() == b"bearer ":
-                presented = text[7:].strip()
-        if presented is None or not hmac.compare_digest(presented, self.key):
-            reason = "missing" if presented is None else "wrong"
+        reason = key_refusal(context.invocation_metadata() or (), self.key)
+        if reason is not None:
             raise UnauthorizedError(f"{reason} API key; send metadata x-api-key or authorization: Bearer")
 
     async def server_live(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
@@ -180,8 +172,7 @@ class InferenceService:
         return response
 
     async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
-        started = time.perf_counter()
-        try:
+        with self.plane.request(request.model_name) as tally:
             self._authorize(context)
             entry = common.model(self.plane, request.model_name, request.model_version)
             try:
@@ -189,10 +180,7 @@ class InferenceService:
             except InputError as exc:
                 raise common.input_error(exc) from None
             header = next((str(v) for k, v in context.invocation_metadata() or () if k == "x-backend"), None)
-            result = await common.infer(self.plane, entry, checked, header, started)
-        except GatewayError as exc:
-            common.observe_failure(self.plane, request.model_name, exc, started)
-            raise
+            result = await common.infer(self.plane, entry, checked, header, tally)
         response = infer_response(entry, checked, result)
         await context.send_initial_metadata(tuple((k.lower(), v) for k, v in result.timing().items()))
         return response

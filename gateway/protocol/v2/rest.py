@@ -11,8 +11,6 @@ or readiness answer of "no" is 400, as the protocol asks (a 4xx means false).
 from __future__ import annotations
 
 import functools
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
@@ -22,23 +20,22 @@ from fastapi.responses import JSONResponse, Response
 from contract.oip import HEADER_LENGTH, read_rest_request, rest_response
 from contract.tensors import InputError
 
+from ...body import read_body
 from ...dataplane import DataPlane
 from ...errors import GatewayError, UnsupportedMediaTypeError
-from ...payload import read_body
+from ...handlers import error_response as _error_response
+from ...handlers import failure_response
 from . import common
 
 __all__ = ["error_response", "router"]
 
-log = logging.getLogger("gateway")
 router = APIRouter(prefix="/v2", include_in_schema=False)
 P = ParamSpec("P")
-#: ``/v1`` answers a failed contract check with 422; the protocol with 400.
-_STATUS = {422: 400}
 
 
 def error_response(exc: GatewayError) -> JSONResponse:
-    """The protocol's error body for a deliberate error."""
-    return JSONResponse({"error": exc.detail}, status_code=_STATUS.get(exc.status, exc.status), headers=exc.headers())
+    """The protocol's error body for a deliberate error (:func:`gateway.handlers.error_response`)."""
+    return _error_response(exc, v2=True)
 
 
 def _protocol_errors(route: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response]]:
@@ -48,11 +45,8 @@ def _protocol_errors(route: Callable[P, Awaitable[Response]]) -> Callable[P, Awa
     async def wrapped(*args: P.args, **kwargs: P.kwargs) -> Response:
         try:
             return await route(*args, **kwargs)
-        except GatewayError as exc:
-            return error_response(exc)
-        except Exception:
-            log.exception("unhandled error in a v2 route")
-            return JSONResponse({"error": "internal error"}, status_code=500)
+        except Exception as exc:  # noqa: BLE001 -- the one mapper: a deliberate error's answer, or a logged 500
+            return failure_response(exc, v2=True, where=f"the v2 route {route.__name__}")
 
     return wrapped
 
@@ -110,9 +104,8 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
 @_protocol_errors
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
     """Inference with JSON or binary tensors, routed by policy, ``parameters.backend`` or X-Backend."""
-    started = time.perf_counter()
     plane = _plane(request)
-    try:
+    with plane.request(model) as tally:
         entry = common.model(plane, model, version)
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
@@ -123,10 +116,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
             checked = read_rest_request(raw, request.headers.get(HEADER_LENGTH), entry)
         except InputError as exc:
             raise common.input_error(exc) from None
-        result = await common.infer(plane, entry, checked, request.headers.get("x-backend"), started)
-    except GatewayError as exc:
-        common.observe_failure(plane, model, exc, started)
-        raise
+        result = await common.infer(plane, entry, checked, request.headers.get("x-backend"), tally)
     body, length = rest_response(
         entry,
         result.answer.outputs,
