@@ -274,7 +274,7 @@ class Adder:
         produced = fmt.produce(self.conv, entry, source)
         unchecked = [k for k, v in produced.items() if v is not None and k not in self.conv.parity]
         assert not unchecked, f"made but not gated: {unchecked}"
-        return self._register(entry, fmt, source, produced, self.conv.parity, sample)
+        return stage(self, entry, fmt, source, produced, self.conv.parity, sample)
 
     def _hint(self, kind: str) -> str:
         """What works instead when a converter's artifact is refused."""
@@ -329,65 +329,67 @@ class Adder:
             return [d.name for d in declared]
         return ["output"] if len(declared) == 1 else [f"output_{i}" for i in range(len(declared))]
 
-    def _register(
-        self,
-        entry: ModelEntry,
-        fmt: SourceFormat,
-        source: Path,
-        produced: Produced,
-        parity: dict[str, ParityRecord],
-        sample: dict[str, np.ndarray] | None,
-    ) -> ModelEntry:
-        stage = self.stage
-        name = entry.name
-        src_dir = self.artifact("source")
-        src_dir.mkdir(parents=True, exist_ok=True)
-        given: tuple[Path, ...] = self.opts.pair or ((self.opts.source,) if self.opts.source else ())
-        for path in given:
-            kept = source if fmt.key == "onnx" else path  # an ONNX source is kept as one self-contained file
-            (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, src_dir / path.name)
-        if sample is not None:
-            self.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
-            np.savez(self.artifact("sample"), **sample)  # type: ignore[arg-type]
-        for kind, made in produced.items():
-            target = self.artifact(kind)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if made is None:  # the source itself is this kind's artifact
-                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-            elif made != target:
-                shutil.move(str(made), target)
-        records: dict[str, ArtifactRecord] = {}
-        source_sha = sha256_path(src_dir)
-        for kind in ("source", "sample", *produced):
-            path = self.artifact(kind)
-            if path.exists():
-                records[kind] = ArtifactRecord(
-                    path=path.relative_to(stage).as_posix(),
-                    sha256=sha256_path(path),
-                    recipe=sha256_text(kind, source_sha, json_contract(entry)),
-                )
-        entry = entry.model_copy(
-            update={
-                "source": SourceInfo(
-                    format="pair" if self.opts.pair else fmt.key,
-                    files=tuple(p.name for p in given),
-                    sha256=source_sha,
-                    reference=fmt.reference,
-                ),
-                "parity": parity,
-                "artifacts": records,
-                "missing": dict(self.conv.missing),
-                "latency": {k: v for k, v in self.latency.items() if k == "source" or k in produced},
-                "made_by": {k: v for k, v in self.conv.made_by.items() if k in produced and produced[k] is not None},
-            }
-        )
-        self.say("  archives: TorchServe .mar" + (" and _ort.mar" if "torch_ort" in entry.backends else ""))
-        Manifest(models={name: entry}).write(stage / "manifest.json")
-        converters.archives(self.conv, stage, entry)
-        shas = {k: r.sha256 for k, r in entry.artifacts.items()}
-        for stage_def in stages_of(entry):
-            entry.artifacts[stage_def.kind] = record(stage, entry, stage_def, shas)
-        return entry
+
+def stage(
+    adder: Adder,
+    entry: ModelEntry,
+    fmt: SourceFormat,
+    source: Path,
+    produced: Produced,
+    parity: dict[str, ParityRecord],
+    sample: dict[str, np.ndarray] | None,
+) -> ModelEntry:
+    """Put ``entry``'s files in place in the staging root, record them, and pack its archives."""
+    stage = adder.stage
+    name = entry.name
+    src_dir = adder.artifact("source")
+    src_dir.mkdir(parents=True, exist_ok=True)
+    given: tuple[Path, ...] = adder.opts.pair or ((adder.opts.source,) if adder.opts.source else ())
+    for path in given:
+        kept = source if fmt.key == "onnx" else path  # an ONNX source is kept as one self-contained file
+        (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, src_dir / path.name)
+    if sample is not None:
+        adder.artifact("sample").parent.mkdir(parents=True, exist_ok=True)
+        np.savez(adder.artifact("sample"), **sample)  # type: ignore[arg-type]
+    for kind, made in produced.items():
+        target = adder.artifact(kind)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if made is None:  # the source itself is this kind's artifact
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+        elif made != target:
+            shutil.move(str(made), target)
+    records: dict[str, ArtifactRecord] = {}
+    source_sha = sha256_path(src_dir)
+    for kind in ("source", "sample", *produced):
+        path = adder.artifact(kind)
+        if path.exists():
+            records[kind] = ArtifactRecord(
+                path=path.relative_to(stage).as_posix(),
+                sha256=sha256_path(path),
+                recipe=sha256_text(kind, source_sha, json_contract(entry)),
+            )
+    entry = entry.model_copy(
+        update={
+            "source": SourceInfo(
+                format="pair" if adder.opts.pair else fmt.key,
+                files=tuple(p.name for p in given),
+                sha256=source_sha,
+                reference=fmt.reference,
+            ),
+            "parity": parity,
+            "artifacts": records,
+            "missing": dict(adder.conv.missing),
+            "latency": {k: v for k, v in adder.latency.items() if k == "source" or k in produced},
+            "made_by": {k: v for k, v in adder.conv.made_by.items() if k in produced and produced[k] is not None},
+        }
+    )
+    adder.say("  archives: TorchServe .mar" + (" and _ort.mar" if "torch_ort" in entry.backends else ""))
+    Manifest(models={name: entry}).write(stage / "manifest.json")
+    converters.archives(adder.conv, stage, entry)
+    shas = {k: r.sha256 for k, r in entry.artifacts.items()}
+    for stage_def in stages_of(entry):
+        entry.artifacts[stage_def.kind] = record(stage, entry, stage_def, shas)
+    return entry
 
 
 def json_contract(entry: ModelEntry) -> str:
