@@ -86,7 +86,7 @@ EXAMPLES: dict[str, Example] = {
             tf_side="examples.dynrnn.tf_side",
             refused=(("dynrnn.pt", *RNN_INPUTS),),
             routes={
-                "onnx2tf": (None, ("dynrnn.pt", *RNN_INPUTS)),
+                "automatic": (None, ("dynrnn.pt", *RNN_INPUTS)),
                 "nobuco": ("examples.dynrnn.tf_side", ("--pair", "dynrnn.pt", "dynrnn_savedmodel", *RNN_INPUTS)),
             },
         ),
@@ -96,7 +96,7 @@ EXAMPLES: dict[str, Example] = {
             "examples.mobilenet.build",
             ("mobilenet.pt2", "--max-batch", "8", "--sample", "sample.npz"),
             routes={
-                "onnx2tf": (None, ("mobilenet.pt2", "--max-batch", "8")),
+                "automatic": (None, ("mobilenet.pt2", "--max-batch", "8")),
                 "nobuco": (
                     "examples.mobilenet.tf_side",
                     ("--pair", "mobilenet.pt2", "mobilenet_savedmodel", "--max-batch", "8"),
@@ -121,11 +121,10 @@ EXAMPLES: dict[str, Example] = {
             "tinybert",
             "a tiny BERT encoder (input_ids, attention_mask [N,T] int64 -> pooled, logits), from PyTorch",
             "examples.tinybert.build",
-            ("--pair", "tinybert.pt2", "tinybert_savedmodel", *BERT_INPUTS, "--sample", "sample.npz"),
+            ("tinybert.pt2", *BERT_INPUTS, "--sample", "sample.npz"),
             tf_side="examples.tinybert.tf_side",
-            refused=(("tinybert.pt2", *BERT_INPUTS),),
             routes={
-                "onnx2tf": (None, ("tinybert.pt2", *BERT_INPUTS)),
+                "automatic": (None, ("tinybert.pt2", *BERT_INPUTS)),
                 "nobuco": (
                     "examples.tinybert.tf_side",
                     ("--pair", "tinybert.pt2", "tinybert_savedmodel", *BERT_INPUTS),
