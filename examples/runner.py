@@ -71,7 +71,8 @@ class Example:
         return self.dir / "out" if self.home is None else self.dir / "out" / self.name
 
     def recipe(self) -> str:
-        files = sorted(p for p in self.dir.rglob("*.py")) + [
+        own = sorted(self.dir.rglob("*.py")) if self.home is None else [REPO / f"{self.build.replace('.', '/')}.py"]
+        files = own + [
             p for pattern in CONVERSION_FILES for p in sorted(REPO.glob(pattern))
         ]
         parts = [f"{p.relative_to(REPO)}:{p.read_text()}" for p in files]
