@@ -268,8 +268,9 @@ _SIDES = (("torch", ("torchscript", "torch_export")), ("ONNX", ("onnx",)), ("TF"
 def _artifact_cell(side: str, kinds: tuple[str, ...], entry: ModelEntry, record: dict[str, Any]) -> str:
     source = entry.source.format if entry.source else ""
     present = [k for k in kinds if k in entry.artifacts]
-    if not present:
-        return "**missing**"
+    if not present:  # partial registration: what models add said about this side, if anything
+        said = record["converters"].get(side)
+        return f"**missing**: {said}" if said else "**missing**"
     parity = [entry.parity[k].max_abs for k in present if k in entry.parity]
     converter = record["converters"].get(side) or ("the source" if not parity else "?")
     figure = f" {max(parity):.1e}" if parity else (" (reference)" if source else "")
@@ -280,7 +281,8 @@ def _served_cell(record: dict[str, Any]) -> str:
     served = record.get("served") or {}
     if not served:
         return "-"
-    return "; ".join(_served_text(b, r) for b, r in served.items())
+    order = [*BACKENDS, *sorted(set(served) - set(BACKENDS))]
+    return "; ".join(_served_text(b, served[b]) for b in order if b in served)
 
 
 def table(root: Path, names: list[str] | None = None) -> str:
