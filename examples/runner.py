@@ -72,9 +72,7 @@ class Example:
 
     def recipe(self) -> str:
         own = sorted(self.dir.rglob("*.py")) if self.home is None else [REPO / f"{self.build.replace('.', '/')}.py"]
-        files = own + [
-            p for pattern in CONVERSION_FILES for p in sorted(REPO.glob(pattern))
-        ]
+        files = own + [p for pattern in CONVERSION_FILES for p in sorted(REPO.glob(pattern))]
         parts = [f"{p.relative_to(REPO)}:{p.read_text()}" for p in files]
         zoo = (json.dumps(self.build_args),) if self.build_args else ()  # the examples' recipes stay as they were
         return sha256_text(json.dumps(self.add), json.dumps(self.refused), *zoo, *parts)
