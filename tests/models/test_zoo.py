@@ -67,7 +67,9 @@ def test_each_model_is_added_with_every_artifact_within_its_tolerance(
     assert entry.origin == "user"
     assert entry.source is not None
     assert {"mar", "mar_ort", "tf", "onnx"} <= set(entry.artifacts), sorted(entry.artifacts)
-    assert {"TF", "ONNX"} <= set(record["converters"]), record["converters"]
+    # the sides models add made (TF and torch for a .keras; the two other than the source's otherwise)
+    assert "ONNX" in record["converters"], record["converters"]
+    assert len(record["converters"]) >= 2, record["converters"]
     assert record["add_s"] > 0
     assert record["build_s"] > 0
     for kind, parity in entry.parity.items():
