@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup artifacts converters examples protos test lint run up down frameworks tune clean
+.PHONY: help setup artifacts converters examples zoo protos test lint run up down frameworks tune clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/' | column -t -s:
@@ -37,6 +37,9 @@ converters: $(STAMP)  ## create the onnx2tf converter venv (.venv-onnx2tf) that 
 
 examples: $(STAMP)  ## build the four examples in examples/ and add them with `duoserve models add` (once per recipe)
 	$(PY) -m examples add
+
+zoo: $(STAMP)  ## the model zoo: build, add (artifacts/zoo/), serve on every backend, check, table in docs/models.md (NAMES=...)
+	$(PY) -m examples zoo $(NAMES)
 
 protos: $(STAMP)  ## regenerate the gateway's protobuf modules from gateway/protos/*.proto (committed; grpcio-tools)
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. gateway/protos/oip_v2.proto gateway/protos/tf_serving.proto

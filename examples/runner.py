@@ -56,21 +56,26 @@ class Example:
     refused: tuple[tuple[str, ...], ...] = field(default_factory=tuple)  # attempts shown to be refused
     #: torch -> TF routes compared by ``python -m examples converters``: route -> (nobuco module or None, args)
     routes: dict[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
+    #: the zoo (:mod:`examples.zoo`): its family, the folder under examples/ that holds the builder
+    #: (default: the example's name) and the builder's arguments before OUT_DIR
+    family: str = ""
+    home: str | None = None
+    build_args: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
-        return HERE / self.name
+        return HERE / (self.home or self.name)
 
     @property
     def out(self) -> Path:
-        return self.dir / "out"
+        return self.dir / "out" if self.home is None else self.dir / "out" / self.name
 
     def recipe(self) -> str:
-        files = sorted(p for p in self.dir.rglob("*.py")) + [
-            p for pattern in CONVERSION_FILES for p in sorted(REPO.glob(pattern))
-        ]
+        own = sorted(self.dir.rglob("*.py")) if self.home is None else [REPO / f"{self.build.replace('.', '/')}.py"]
+        files = own + [p for pattern in CONVERSION_FILES for p in sorted(REPO.glob(pattern))]
         parts = [f"{p.relative_to(REPO)}:{p.read_text()}" for p in files]
-        return sha256_text(json.dumps(self.add), json.dumps(self.refused), *parts)
+        zoo = (json.dumps(self.build_args),) if self.build_args else ()  # the examples' recipes stay as they were
+        return sha256_text(json.dumps(self.add), json.dumps(self.refused), *zoo, *parts)
 
 
 RNN_INPUTS = ("--input", "x:-1,-1,10:float32", "--input", "lengths:-1:int64:1:50", "--max-length", "50")
@@ -177,7 +182,8 @@ def build(example: Example, log: Path) -> float:
     """Build the example's source files into its ``out/``; seconds taken."""
     started = time.monotonic()
     example.out.mkdir(parents=True, exist_ok=True)
-    done = _run([sys.executable, "-m", example.build, str(example.out)], log, f"build {example.name}")
+    cmd = [sys.executable, "-m", example.build, *example.build_args, str(example.out)]
+    done = _run(cmd, log, f"build {example.name}")
     if done.returncode != 0:
         raise ExampleError(f"{example.name}: the build failed: {_last(done.stderr)} (log: {log})")
     if example.tf_side:

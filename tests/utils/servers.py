@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.process import REPO, Process, free_port, log_tail
+from stack.scratch import torchserve_worker_port
 
 __all__ = ["REPO", "Process", "free_port", "log_tail", "running", "torchserve_worker_port"]
-
-
-def torchserve_worker_port() -> int:
-    """First of a free range of TorchServe worker socket numbers (``/tmp/.ts.sock.<port>``).
-
-    Clear of 9000, the default a running ``make up`` stack uses.
-    """
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 60000, 100)
-        if not any(Path(f"/tmp/.ts.sock.{port + i}").exists() for i in range(20)):
-            return port
 
 
 @contextlib.contextmanager
