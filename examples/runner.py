@@ -32,6 +32,9 @@ CONVERSION_FILES = (
     "examples/nobuco.requirements.txt",
     "stack/models/[!c_]*.py",  # every module but cli.py (and __init__/__main__), which only print
     "stack/models/converters.py",
+    "stack/models/conversion.py",
+    "services/torch_api/aten_graph.py",
+    "services/tf_api/aten/*.py",
     "stack/models/onnx2tf.requirements.txt",
     "services/torch_api/convert.py",
     "services/torch_api/onnx2torch_ops.py",

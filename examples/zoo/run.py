@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -81,11 +80,6 @@ def _up_to_date(example: Example, root: Path, record: dict[str, Any] | None) -> 
     return entry is not None and all((root / r.path).exists() for r in entry.artifacts.values())
 
 
-def _converters(log_text: str) -> dict[str, str]:
-    """The converter ``models add`` names for each side (its ``  TF: …``, ``  ONNX: …``, ``  torch: …`` lines)."""
-    return {m[1]: m[2].strip() for m in re.finditer(r"^  (TF|ONNX|torch): (.+)$", log_text, re.MULTILINE)}
-
-
 def add_one(example: Example, root: Path, *, force: bool = False, say: Say = print) -> dict[str, Any]:
     """Build and add one zoo model; its record (added or the refusal, converters, seconds)."""
     record: dict[str, Any] | None = read_state(root).get(example.name)
@@ -104,7 +98,6 @@ def add_one(example: Example, root: Path, *, force: bool = False, say: Say = pri
         "refusal": None,
         "build_s": None,
         "add_s": None,
-        "converters": {},
         "served": {},
     }
     try:
@@ -115,17 +108,13 @@ def add_one(example: Example, root: Path, *, force: bool = False, say: Say = pri
         _save(root, example.name, record)
         say(f"{example.name}: {record['refusal']}")
         return record
-    offset = log.stat().st_size
     started = time.monotonic()
     done = _models_add(example, (*example.add, "--replace"), root, log)
     record["add_s"] = round(time.monotonic() - started, 1)
-    with log.open() as text:
-        text.seek(offset)
-        record["converters"] = _converters(text.read())
     if done.returncode == 0:
         record["added"] = True
-        converters = ", ".join(f"{side}: {name}" for side, name in record["converters"].items())
-        say(f"{example.name}: added in {record['add_s']} s ({converters})")
+        made_by = read_manifest(root).models[example.name].made_by
+        say(f"{example.name}: added in {record['add_s']} s ({', '.join(f'{k}: {v}' for k, v in made_by.items())})")
     else:
         record["refusal"] = _last(done.stderr).removeprefix("duoserve: ")
         _forget(example.name, root, log)
@@ -143,8 +132,8 @@ def _forget(name: str, root: Path, log: Path) -> None:
 
 
 def backends_of(entry: ModelEntry) -> list[str]:
-    """The backends that can serve ``entry``: those whose artifact it has."""
-    return [backend for backend, kind in BACKENDS.items() if kind in entry.artifacts]
+    """The backends that can serve ``entry``: those it was registered for whose artifact it has."""
+    return [backend for backend in entry.backends if BACKENDS[backend] in entry.artifacts]
 
 
 def _view(root: Path, manifest: Manifest, names: list[str], view: Path) -> None:
@@ -265,16 +254,20 @@ FORMATS = {".keras": "`.keras`", ".pt2": "torch.export `.pt2`", ".pt": "TorchScr
 _SIDES = (("torch", ("torchscript", "torch_export")), ("ONNX", ("onnx",)), ("TF", ("tf",)))
 
 
-def _artifact_cell(side: str, kinds: tuple[str, ...], entry: ModelEntry, record: dict[str, Any]) -> str:
-    source = entry.source.format if entry.source else ""
+def _artifact_cell(kinds: tuple[str, ...], entry: ModelEntry) -> str:
+    """The converter that made this side, its parity and its in-process time against the source's; or why
+    it is missing (partial registration), as the manifest records them."""
     present = [k for k in kinds if k in entry.artifacts]
-    if not present:  # partial registration: what models add said about this side, if anything
-        said = record["converters"].get(side)
-        return f"**missing**: {said}" if said else "**missing**"
-    parity = [entry.parity[k].max_abs for k in present if k in entry.parity]
-    converter = record["converters"].get(side) or ("the source" if not parity else "?")
-    figure = f" {max(parity):.1e}" if parity else (" (reference)" if source else "")
-    return f"{converter}{figure}"
+    if not present:
+        why = next((entry.missing[k] for k in kinds if k in entry.missing), None)
+        return f"**missing**: {why[:240]}" if why else "**missing**"
+    kind = present[0]
+    parity = entry.parity.get(kind)
+    if parity is None:
+        return "the source (reference)"
+    slowdown = entry.slowdown(kind)
+    timing = f"; {slowdown:.2f}× the source's time" if slowdown is not None else ""
+    return f"{entry.made_by.get(kind, '?')}: {parity.max_abs:.1e}{timing}"
 
 
 def _served_cell(record: dict[str, Any]) -> str:
@@ -290,8 +283,8 @@ def table(root: Path, names: list[str] | None = None) -> str:
     state = read_state(root)
     manifest = read_manifest(root, missing_ok=True)
     lines = [
-        "| model | family | source | torch artifact (converter, max abs) | ONNX (converter, max abs) "
-        "| TF (converter, max abs) | convert s | served through the gateway (max abs vs the source) |",
+        "| model | family | source | torch artifact (converter: max abs; in-process time) | ONNX (same) "
+        "| TF (same) | convert s | served through the gateway (max abs vs the source) |",
         "| --- | --- | --- | --- | --- | --- | ---: | --- |",
     ]
     for name in names or list(ZOO):
@@ -305,7 +298,7 @@ def table(root: Path, names: list[str] | None = None) -> str:
             refusal = (record["refusal"] or "not added").replace("|", "\\|")
             lines.append(f"{head} | refused: {refusal} | | | {seconds} | no |")
             continue
-        cells = [_artifact_cell(side, kinds, entry, record) for side, kinds in _SIDES]
+        cells = [_artifact_cell(kinds, entry) for _, kinds in _SIDES]
         lines.append(f"{head} | {' | '.join(cells)} | {seconds} | {_served_cell(record)} |")
     return "\n".join(lines)
 
