@@ -35,6 +35,8 @@ from contract.settings import SettingsError, load
 from contract.stackinfo import STACK_FILE, StackInfo
 from contract.tuning import TunedFileError
 from gateway.config import Settings as GatewaySettings
+from services.logsink import BACKUPS as LOG_BACKUPS
+from services.logsink import MAX_BYTES as LOG_MAX_BYTES
 from services.process import PortInUseError, Process, StartError, check_ports, log_tail, pid_alive, wait_until
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
@@ -223,7 +225,10 @@ class _Readiness:
 
 
 def _start(paths: StackPaths, service: str, env: dict[str, str]) -> Process:
-    return Process.python(service, COMMANDS[service][1:], paths.launcher_log(service), env=env)
+    # the launcher's output (and, for the gateway, all of its log) rolls over: services/logsink.py
+    return Process.python(
+        service, COMMANDS[service][1:], paths.launcher_log(service), env=env, rotate=(LOG_MAX_BYTES, LOG_BACKUPS)
+    )
 
 
 def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], readiness: _Readiness, timeout_s: float) -> None:

@@ -70,6 +70,8 @@ def running_stack(base: Path, torch_models: str = "all", artifacts: Path | None 
         TORCH_API_MODELS=torch_models,
         STACK_RUN_DIR=str(base / "run"),
         STACK_LOG_DIR=str(base / "logs"),
+        # TorchServe's access log is off in production; the tests read it to see what reached TorchServe
+        TORCH_API_ACCESS_LOG="true",
     )
     stack = Stack(None, env, base / "run", base / "logs")  # type: ignore[arg-type]  # set once it is up
     started = stack.command("up")
