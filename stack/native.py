@@ -116,6 +116,26 @@ def _archives(torch_models: str, manifest_names: list[str]) -> list[str]:
     return [f"{m}{suffix}" for m in manifest_names for suffix in ("", "_ort")]
 
 
+def logging_summary(torch: TorchApiSettings, tf: TfSettings, env: dict[str, str]) -> dict[str, str]:
+    """How each stack logs, in words, for ``stack.json`` and the reports (part of the configuration's hash)."""
+    if torch.logging == "production":
+        access = "access log on" if torch.access_log else "no access log"
+        torchserve = f"services/torch_api/log4j2.xml: frontend {torch.log_level.upper()}, workers INFO without the " \
+            f"per-batch line, {access}, files roll at 10 MB × 3"  # fmt: skip
+    else:
+        torchserve = "TorchServe's built-in log4j2.xml: DEBUG, an access-log line per request, console copy unrotated"
+    tf_access = "access log on" if tf.access_log else "no access log"
+    gateway_level = env.get("GATEWAY_LOG_LEVEL", "warning").lower()
+    gateway_access = "access log on" if env.get("GATEWAY_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on") else (
+        "no access log"
+    )  # fmt: skip
+    return {
+        "torchserve": torchserve,
+        "tf_server": f"{tf.log_level.upper()}, {tf_access}, compat.log rolls at {tf.log_max_bytes // 2**20} MB",
+        "gateway": f"{gateway_level.upper()}, {gateway_access}; launcher logs roll at {LOG_MAX_BYTES // 2**20} MB",
+    }
+
+
 def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
     """What ``up`` will start; :class:`SettingsError`, :class:`ArtifactError` or :class:`TunedFileError`
     when it cannot. With ``tuned_path`` the tuned archives and batching window are written first
@@ -144,6 +164,7 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         with _environ(tf_env):
             tf = load(TfSettings)
     config = serving.summary(_archives(torch.models, manifest.names), tf.batching_config, tuned, tuned_path)
+    config["logging"] = logging_summary(torch, tf, base)
     backends = _gateway_backends(torch.models, manifest.names)
     key_file = torch.run_dir / KEY_FILE
     gateway_env = {

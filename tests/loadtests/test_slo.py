@@ -200,7 +200,11 @@ def test_the_report_prints_the_rule_the_run_applied(tmp_path: Path) -> None:
     shutil.copytree(Path(__file__).parent / "fixtures" / "run", out)
     results = json.loads((out / "results.json").read_text())
     results["slo"]["rule"] = Criteria(results["slo"]["slo_ms"]).rule()
+    logging = {"torchserve": "T-logging", "tf_server": "F-logging", "gateway": "G-logging"}
+    results["serving"] = {**results.get("serving", {}), "logging": logging}
     (out / "results.json").write_text(json.dumps(results))
     text = (report.build(out).out / "report.md").read_text()
     assert results["slo"]["rule"] in text
+    # the report names each stack's logging
+    assert "- Logging: TorchServe T-logging; TF server F-logging; gateway G-logging" in text
     assert "≥ 95 % of the offered rate" not in text
