@@ -20,17 +20,7 @@ SECRETS = ("GATEWAY_API_KEY", "GRAFANA_ADMIN_PASSWORD")
 LOCUST_UI = ("docker-compose.yml", "docker-compose.override.yml", "docker-compose.locust-ui.yml")
 
 
-def _port(entry: str | dict[str, Any]) -> tuple[str, int, int]:
-    """(host address, published port, container port) of a merged ``ports`` entry.
-
-    docker-compose 1.29 writes an entry with a host address as ``"IP:PUBLISHED:TARGET/tcp"``
-    and one without as a mapping; a missing address means every interface.
-    """
-    if isinstance(entry, dict):
-        return str(entry.get("host_ip") or "0.0.0.0"), int(entry["published"]), int(entry["target"])
-    spec = entry.split("/", 1)[0]
-    host, published, target = spec.rsplit(":", 2) if spec.count(":") >= 2 else ("0.0.0.0", *spec.split(":"))
-    return host, int(published), int(target)
+_port = compose.port_of
 
 
 def _services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
