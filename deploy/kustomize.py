@@ -1,11 +1,15 @@
 """A small kustomize renderer for duoserve's manifests: what ``kubectl kustomize`` does with them.
 
 It supports exactly the features ``deploy/k8s`` uses: ``resources`` (files and
-directories holding a ``kustomization.yaml``), ``namespace``, ``patches`` given by
-``path`` (strategic merge: maps merge, lists of named items such as containers merge by
+directories holding a ``kustomization.yaml``; ``bases``, kustomize 2's name for a
+directory resource), ``namespace``, ``patches`` given by ``path`` or
+``patchesStrategicMerge`` file names (strategic merge: maps merge, lists of named items such as containers merge by
 ``name``, other lists are replaced) and ``images`` (``newName``/``newTag``). Anything
 else in a kustomization is refused, so the renderer cannot silently drift from kustomize;
 the tests compare its output with ``kubectl kustomize`` where kubectl is installed.
+The overlays use ``bases`` and ``patchesStrategicMerge``, which every kustomize reads
+(newer ones warn that they are deprecated): Debian 12's kubectl (``kubernetes-client``
+1.20, kustomize 2.0.3), which ``.ci/run`` installs, reads no other form of them.
 
 Usage: ``python deploy/kustomize.py deploy/k8s/overlays/gpu`` prints the manifests.
 """
@@ -20,7 +24,7 @@ from typing import Any
 import yaml
 
 Resource = dict[str, Any]
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "patches", "images"}
+SUPPORTED = {"apiVersion", "kind", "resources", "bases", "namespace", "patches", "patchesStrategicMerge", "images"}
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 _MERGE_KEYS = ("name", "containerPort", "mountPath")
 
@@ -89,7 +93,7 @@ def build(directory: Path) -> list[Resource]:
     if unknown:
         raise KustomizeError(f"{file}: unsupported fields {sorted(unknown)}")
     resources: list[Resource] = []
-    for entry in spec.get("resources", []):
+    for entry in [*spec.get("bases", []), *spec.get("resources", [])]:
         path = (directory / entry).resolve()
         if path.is_dir():
             resources += build(path)
@@ -100,8 +104,8 @@ def build(directory: Path) -> list[Resource]:
     by_key = {_key(r): i for i, r in enumerate(resources)}
     if len(by_key) != len(resources):
         raise KustomizeError(f"{file}: a resource is listed twice")
-    for patch_entry in spec.get("patches", []):
-        if set(patch_entry) != {"path"}:
+    for patch_entry in [*spec.get("patches", []), *({"path": p} for p in spec.get("patchesStrategicMerge", []))]:
+        if not isinstance(patch_entry, dict) or set(patch_entry) != {"path"}:
             raise KustomizeError(f"{file}: only patches with a path are supported, not {patch_entry}")
         for patch in _load_all(directory / patch_entry["path"]):
             index = by_key.get(_key(patch))

@@ -130,7 +130,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     #: the Open Inference Protocol's gRPC service (Triton's convention: HTTP 8000, gRPC 8001); 0 turns it off
     grpc_port: int = Field(default=8001, ge=0, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: warnings and errors only by default (production); the gateway writes no line per request
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    #: one uvicorn access-log line per request, off by default in runs and benchmarks
+    access_log: bool = False
 
     torch_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
     #: TorchServe's ``key_file.json``; None sends no token (TorchServe with token auth off).

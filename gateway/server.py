@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import uvicorn
@@ -184,18 +185,23 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
-    """How every gateway process serves ``app``: uvloop, httptools with this module's protocol, no access log."""
-    return uvicorn.Config(
+    """How every gateway process serves ``app``: uvloop, httptools with this module's protocol, no access log
+    unless ``GATEWAY_ACCESS_LOG`` asks for one."""
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http=header_timeout_protocol(settings.header_timeout_s),  # httptools, header timeout, lingering close
         log_level=settings.log_level,
-        access_log=False,
+        access_log=settings.access_log,
         proxy_headers=False,  # nothing in front of it that the gateway trusts; one ASGI layer less per request
         timeout_graceful_shutdown=10,
     )
+    if settings.access_log:
+        # uvicorn sets its access logger to GATEWAY_LOG_LEVEL; its lines are INFO
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    return config
 
 
 def header_timeout_protocol(timeout_s: float) -> type[HeaderTimeoutProtocol]:

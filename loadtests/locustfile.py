@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, events, run_single_user, task
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from contract.manifest import ModelEntry
 from contract.oip import HEADER_LENGTH
 from loadtests import checks, payload
 from loadtests.arrivals import PoissonSchedule, user_seed
+from loadtests.locustguard import guard_web_ui, host_problem
 from loadtests.targets import Endpoints, Target, get_target, headers, path, torch_key
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,12 @@ def settings_from_options(options: Any) -> Settings:
     return settings
 
 
+@events.init.add_listener
+def _guard_ui(environment: Any, web_ui: Any = None, **_: Any) -> None:
+    """No web UI beyond loopback without a login; with ``--web-login``, the login checks a password."""
+    guard_web_ui(web_ui, environment.parsed_options)
+
+
 @events.test_start.add_listener
 def configure(environment: Any, **_: Any) -> None:
     """Read the options and point every user class at its host.
@@ -188,6 +196,20 @@ class TargetUser(FastHttpUser):
         self._target = self.target()
         self._path = path(self._target, self.settings.model.name)
         self._bodies = self.settings.pool(self._target.encoding)
+        refused = host_problem(
+            self._target.name,
+            self.settings.endpoints.host(self._target),
+            self.host,
+            bool(self._headers().keys() & {"Authorization", "X-API-Key"}),
+        )
+        if refused:
+            # nothing is sent: one failure per user says why, in the UI, the CSVs and the log
+            log.error(refused)
+            self.environment.events.request.fire(
+                request_type="POST", name=self._target.name, response_time=0, response_length=0,
+                exception=PermissionError(refused), context={},
+            )  # fmt: skip
+            raise StopUser()
         self._schedule: PoissonSchedule | None = None
         if self.settings.pace > 0:
             seed = user_seed(self.settings.arrival_seed, self.settings.arrival_label, self.settings.next_user())

@@ -211,6 +211,7 @@ class Run:
         self.results["slo"] = {
             **s.__dict__,
             "seed": self.profile.seed,
+            "rule": criteria.rule(),
             "orders": orders,
             "results": {t: r.to_json() for t, r in found.items()},
             "runs": runs,

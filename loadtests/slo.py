@@ -89,13 +89,30 @@ class Criteria:
     slo_ms: float
     max_fail_ratio: float = 0.01
     min_achieved: float = 0.95
+    #: standard deviations of the probe's Poisson count allowed below ``min_achieved``
+    noise_sigmas: float = 2.0
     saturated_cpu_percent: float = 90.0
 
     def floor(self, probe: Probe) -> float:
         """Least achieved rate that counts as the offered rate: ``min_achieved`` of it, less two
         standard deviations of a Poisson count over the probe (short probes are noisy)."""
-        noise = 2 * math.sqrt(probe.rate / probe.duration_s) if probe.duration_s > 0 else 0.0
+        noise = self.noise_sigmas * math.sqrt(probe.rate / probe.duration_s) if probe.duration_s > 0 else 0.0
         return self.min_achieved * probe.rate - noise
+
+    def rule(self) -> str:
+        """The rule :meth:`judge` applies, in words and with its numbers (the report prints this)."""
+        return (
+            f"A probe passes with p99 ≤ {self.slo_ms:g} ms and errors under {self.max_fail_ratio:.0%}. "
+            f'It does not count ("void") when the load generator used more than '
+            f"{self.saturated_cpu_percent:g} % of a core, or when it achieved less than "
+            f"{self.min_achieved:g} × offered − {self.noise_sigmas:g}·√(offered / duration) req/s "
+            f"(the offered rate less {self.noise_sigmas:g} standard deviations of a Poisson count over the "
+            f"probe's duration in seconds: at 100 req/s for 10 s the floor is {self.floor_at(100.0, 10.0):.1f} req/s)."
+        )
+
+    def floor_at(self, rate: float, duration_s: float) -> float:
+        """:meth:`floor` for an offered ``rate`` over ``duration_s``."""
+        return self.floor(Probe(rate, 0.0, None, 0.0, 0, duration_s=duration_s))
 
     def judge(self, probe: Probe) -> tuple[Outcome, str]:
         """(``pass`` | ``fail`` | ``void``, why)."""

@@ -73,8 +73,26 @@ class Capacity:
             p["rate"] for p in result.get("probes", []) if p.get("outcome") == "fail" and p["rate"] > (top or 0)
         ]
         high = None if bound else min(failed_above, default=top)
-        held = int(result.get("confirmed_rounds", 0))
-        return cls(target, cap.get("median"), bracket.get("low"), high, bound, held, int(result.get("rounds", held)))
+        held, rounds = _rounds(target, result, cap.get("median"))
+        return cls(target, cap.get("median"), bracket.get("low"), high, bound, held, rounds)
+
+
+def _rounds(target: str, result: dict[str, Any], median: float | None) -> tuple[int, int]:
+    """(rounds that held, rounds run), from the counts or the confirmation list; a capacity without either
+    is refused: the confirmation gate must never pass for want of its numbers."""
+    confirmed = result.get("confirmed")
+    held = result.get("confirmed_rounds")
+    if held is None and isinstance(confirmed, list):
+        held = sum(1 for c in confirmed if c.get("rate") is not None)
+    rounds = result.get("rounds")
+    if rounds is None:
+        rounds = len(confirmed) if isinstance(confirmed, list) else held
+    if median is not None and (held is None or not rounds):
+        raise ValueError(
+            f"SLO result for {target} has a capacity but no confirmation rounds "
+            "(neither confirmed_rounds/rounds nor a confirmed list): it cannot be ranked"
+        )
+    return int(held or 0), int(rounds or 0)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The one helper behind every launcher (TorchServe's Java frontend, the TF binary), the
 stack, the benchmarks and the tests: a :class:`Process` runs in its own process group
-with its output in a log file; :meth:`Process.wait_ready` polls a probe (an HTTP check,
+with its output in a log file (with ``rotate``, a file that rolls over at a size:
+:mod:`services.logsink`); :meth:`Process.wait_ready` polls a probe (an HTTP check,
 a line in the log, an open port) until it holds, and raises :class:`StartError` with the
 log tail when the process exits or the time runs out. :func:`check_ports` refuses to
 start anything while a port it needs is taken, naming the port and its variable.
@@ -155,6 +156,7 @@ class Process:
         cwd: Path = REPO,
         own_group: bool = True,
         append: bool = False,
+        rotate: tuple[int, int] | None = None,
     ) -> None:
         self.name = name
         self.log = log
@@ -162,6 +164,20 @@ class Process:
         log.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ if env is None else env)
         full_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [str(REPO), full_env.get("PYTHONPATH")])))
+        if rotate is not None:
+            # the output goes through services.logsink, which rolls the file over at a size; the pid is the sink's
+            max_bytes, backups = rotate
+            sink = [sys.executable, "-m", "services.logsink", "--max-bytes", str(max_bytes), "--backups", str(backups)]
+            sink += [] if append else ["--truncate"]
+            sink += ["--group"] if own_group else []
+            cmd = [*sink, str(log), "--", *cmd]
+            with log.open("ab"):
+                pass
+            self.popen = subprocess.Popen(
+                list(cmd), cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=own_group,
+            )  # fmt: skip
+            return
         with log.open("ab" if append else "wb") as out:
             self.popen = subprocess.Popen(
                 list(cmd), cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=own_group

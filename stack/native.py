@@ -35,6 +35,8 @@ from contract.settings import SettingsError, load
 from contract.stackinfo import STACK_FILE, StackInfo
 from contract.tuning import TunedFileError
 from gateway.config import Settings as GatewaySettings
+from services.logsink import BACKUPS as LOG_BACKUPS
+from services.logsink import MAX_BYTES as LOG_MAX_BYTES
 from services.process import PortInUseError, Process, StartError, check_ports, log_tail, pid_alive, wait_until
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
@@ -114,6 +116,26 @@ def _archives(torch_models: str, manifest: Manifest) -> list[str]:
     return [f"{m}{'_ort' if b == 'torch_ort' else ''}" for m, e in manifest.models.items() for b in e.backends[:-1]]
 
 
+def logging_summary(torch: TorchApiSettings, tf: TfSettings, env: dict[str, str]) -> dict[str, str]:
+    """How each stack logs, in words, for ``stack.json`` and the reports (part of the configuration's hash)."""
+    if torch.logging == "production":
+        access = "access log on" if torch.access_log else "no access log"
+        torchserve = f"services/torch_api/log4j2.xml: frontend {torch.log_level.upper()}, workers INFO without the " \
+            f"per-batch line, {access}, files roll at 10 MB × 3"  # fmt: skip
+    else:
+        torchserve = "TorchServe's built-in log4j2.xml: DEBUG, an access-log line per request, console copy unrotated"
+    tf_access = "access log on" if tf.access_log else "no access log"
+    gateway_level = env.get("GATEWAY_LOG_LEVEL", "warning").lower()
+    gateway_access = "access log on" if env.get("GATEWAY_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on") else (
+        "no access log"
+    )  # fmt: skip
+    return {
+        "torchserve": torchserve,
+        "tf_server": f"{tf.log_level.upper()}, {tf_access}, compat.log rolls at {tf.log_max_bytes // 2**20} MB",
+        "gateway": f"{gateway_level.upper()}, {gateway_access}; launcher logs roll at {LOG_MAX_BYTES // 2**20} MB",
+    }
+
+
 def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
     """What ``up`` will start; :class:`SettingsError`, :class:`ArtifactError` or :class:`TunedFileError`
     when it cannot. With ``tuned_path`` the tuned archives and batching window are written first
@@ -142,6 +164,7 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         with _environ(tf_env):
             tf = load(TfSettings)
     config = serving.summary(_archives(torch.models, manifest), tf.batching_config, tuned, tuned_path)
+    config["logging"] = logging_summary(torch, tf, base)
     backends = _gateway_backends(torch.models, manifest)
     key_file = torch.run_dir / KEY_FILE
     gateway_env = {
@@ -223,7 +246,10 @@ class _Readiness:
 
 
 def _start(paths: StackPaths, service: str, env: dict[str, str]) -> Process:
-    return Process.python(service, COMMANDS[service][1:], paths.launcher_log(service), env=env)
+    # the launcher's output (and, for the gateway, all of its log) rolls over: services/logsink.py
+    return Process.python(
+        service, COMMANDS[service][1:], paths.launcher_log(service), env=env, rotate=(LOG_MAX_BYTES, LOG_BACKUPS)
+    )
 
 
 def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], readiness: _Readiness, timeout_s: float) -> None:

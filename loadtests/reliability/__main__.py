@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="fault load in req/s (default: half of capacity)")
     parser.add_argument("--during", type=float, default=10.0, help="seconds each proxy fault lasts")
     parser.add_argument("--soak-s", type=float, default=600.0)
-    parser.add_argument("--soak-share", type=float, default=0.7, help="soak load as a share of capacity")
+    parser.add_argument("--soak-share", type=float, default=0.5, help="soak load as a share of capacity")
     parser.add_argument("--hedge", action="store_true", help="the fault rows with hedging (after p99, max 5 %%)")
     args = parser.parse_args(argv)
     try:

@@ -321,8 +321,23 @@ def overload(stack: StackInfo, log_dir: Path, *, max_concurrency: int = 4, secon
         )
 
 
-def soak(stack: StackInfo, log_dir: Path, *, seconds: float, share: float = 0.7, concurrency: int = 16) -> Row:
-    """``share`` of capacity for ``seconds``: errors, RSS growth after warm-up, fd growth."""
+def rss_series(watch: Watch) -> list[dict[str, float]]:
+    """The watched process's samples from the first: seconds since it, RSS in MB, open fds (saved with the row)."""
+    if not watch.process:
+        return []
+    t0 = watch.process[0].t
+    return [{"t_s": round(p.t - t0, 1), "rss_mb": _mb(p.rss_bytes), "fds": p.fds} for p in watch.process]
+
+
+def write_rss(series: list[dict[str, float]], path: Path) -> None:
+    """The RSS series as CSV beside the run's samples."""
+    lines = ["t_s,rss_mb,fds", *(f"{p['t_s']},{p['rss_mb']},{p['fds']}" for p in series)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def soak(stack: StackInfo, log_dir: Path, *, seconds: float, share: float = 0.5, concurrency: int = 16) -> Row:
+    """``share`` of capacity for ``seconds``: errors, RSS growth after warm-up, fd growth; the row keeps the
+    gateway's RSS series (``extra["rss_series"]``, and ``soak-rss.csv`` beside the samples)."""
     cap = capacity(stack, log_dir, concurrency=concurrency)
     rate = share * cap
     with gateway(stack, log_dir) as gw:
@@ -331,6 +346,8 @@ def soak(stack: StackInfo, log_dir: Path, *, seconds: float, share: float = 0.7,
         phases = [Phase("before", 1.0, rate), Phase("during", seconds, rate), Phase("after", 1.0, rate)]
         with Watch(pid, gw.url, interval_s=1.0) as watch:
             run = _run(gw.url, phases, 256)
+        series = rss_series(watch)
+        write_rss(series, gw.process.log.parent / "soak-rss.csv")
         return _row(
             "soak",
             f"{share:.0%} of capacity ({rate:.0f} req/s; capacity {cap:.0f} req/s at {concurrency} connections)",
@@ -341,5 +358,5 @@ def soak(stack: StackInfo, log_dir: Path, *, seconds: float, share: float = 0.7,
             pid,
             breaker_open_s=None,
             recovery_s=None,
-            extra={"capacity_rps": round(cap, 1), "statuses": _statuses(run)},
+            extra={"capacity_rps": round(cap, 1), "statuses": _statuses(run), "rss_series": series},
         )

@@ -6,7 +6,8 @@ TF_API_ARTIFACTS (artifacts/), TF_API_MODELS_CONFIG (<artifacts>/tf/models.confi
 written by the build), TF_API_BATCHING_CONFIG, TF_API_MONITORING_CONFIG (the files in
 services/tf_api/), TF_API_ENABLE_BATCHING (true), TF_API_MAX_BODY_BYTES (128 MiB),
 TF_API_SERVER (auto|binary|compat), TF_API_LOG_DIR (logs/tf_api/), TF_API_INFERENCE_THREADS
-(2, batching off only).
+(2, batching off only), TF_API_LOG_LEVEL (warning), TF_API_ACCESS_LOG (false),
+TF_API_LOG_MAX_BYTES (10 MiB) and TF_API_LOG_BACKUPS (3).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import shutil
 import sys
+from logging.handlers import RotatingFileHandler
 
 from contract.manifest import read_manifest
 from services.tf_api.config import ConfigError, check_batch_limits, load_batching
@@ -24,13 +26,20 @@ from services.tf_api.settings import Settings, SettingsError, load_settings
 
 
 def _logging(settings: Settings) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(settings.log_dir / "compat.log")]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
+    """compat.log rolls over at ``TF_API_LOG_MAX_BYTES``; the console (the stack's launcher.log) gets the same lines."""
+    rolling = RotatingFileHandler(
+        settings.log_dir / "compat.log", maxBytes=settings.log_max_bytes, backupCount=settings.log_backups
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(), rolling]
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers
+    )
 
 
 def serve(settings: Settings) -> int:
     """Start whichever server the settings and PATH allow; returns the exit code."""
-    from services.tf_api.binary import BINARY, run
+    from services.tf_api.binary import BINARY, confinement, run
+    from services.tf_api.netns import ConfineError
 
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     if settings.enable_batching:
@@ -48,13 +57,26 @@ def serve(settings: Settings) -> int:
     if settings.server == "binary" and binary is None:
         print(f"tf_api: TF_API_SERVER=binary but {BINARY} is not on PATH", file=sys.stderr)
         return 2
+    reason = "TF_API_SERVER=compat" if binary is not None else "not on PATH"
     if binary is not None and settings.server != "compat":
-        return run(settings, binary)
+        try:
+            unshare = confinement(settings)
+        except ConfineError as exc:
+            why = (
+                f"{BINARY} listens on every interface and cannot be kept on loopback here: {exc}; "
+                "set TF_API_BINARY_ANY_INTERFACE=true to run it anyway (behind a firewall)"
+            )
+            if settings.server == "binary":
+                print(f"tf_api: {why}", file=sys.stderr)
+                return 2
+            print(f"tf_api: {why}; starting the compatible server instead", flush=True)
+            reason = "cannot be kept on loopback"
+        else:
+            return run(settings, binary, unshare)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _logging(settings)
     print(
-        f"tf_api: {BINARY} not used ({'not on PATH' if binary is None else 'TF_API_SERVER=compat'}); "
-        "starting the compatible server",
+        f"tf_api: {BINARY} not used ({reason}); starting the compatible server",
         flush=True,
     )
     from services.tf_api.compat.server import serve as serve_compat

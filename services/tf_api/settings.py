@@ -26,7 +26,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    #: Interface both ports bind to (the compatible server; the binary binds all interfaces).
+    #: Interface both ports bind to (the binary: the launcher's forwarders to its network namespace).
     host: str = "127.0.0.1"
     rest_port: int = Field(8501, ge=1, le=65535)
     grpc_port: int = Field(8500, ge=1, le=65535)
@@ -41,9 +41,18 @@ class Settings(BaseSettings):
     #: ~50 MB as shortest float32 text, ~96 MB as Python's json writes float32 values (17
     #: digits), so 128 MiB lets either through and refuses anything much larger.
     max_body_bytes: int = Field(128 * 1024 * 1024, ge=1024)
-    #: auto: the binary when it is on PATH, else the compatible server.
+    #: auto: the binary when it is on PATH (and can be kept on loopback), else the compatible server.
     server: Literal["auto", "binary", "compat"] = "auto"
+    #: Run the binary without its network namespace, listening on every interface (it has no flag for one).
+    binary_any_interface: bool = False
     log_dir: Path = REPO / "logs" / "tf_api"
+    #: Level of the compatible server's log (compat.log and the console): warnings and errors by default.
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    #: One line per REST request (the compatible server; the binary has no access log), off by default.
+    access_log: bool = False
+    #: compat.log and the binary's log roll over at this size, keeping log_backups old copies.
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(3, ge=0, le=100)
     #: Threads for TF calls when batching is off (with batching, num_batch_threads).
     inference_threads: int = Field(2, ge=1, le=64)
 

@@ -5,6 +5,7 @@ set -eu
 cd /home/model-server/keys
 torchserve --foreground --ncs \
     --ts-config /home/model-server/config.properties \
+    --log-config /home/model-server/log4j2.xml \
     --model-store /models/model-store --models all &
 ts=$!
 trap 'kill -TERM "$ts" 2>/dev/null' TERM INT

@@ -27,7 +27,7 @@ from contract.keys import KEY_FILE, KeyFileError, read_keys
 from contract.manifest import read_manifest
 from services.process import Process, StartError, wait_until
 from services.torch_api.keyrefresh import refresh
-from services.torch_api.settings import TorchApiSettings
+from services.torch_api.settings import LOG4J2, TorchApiSettings
 
 _ARCHIVES = (("mar", ""), ("mar_ort", "_ort"))
 #: Printed once every model has ready workers; the stack and the tests wait for it.
@@ -77,9 +77,11 @@ def render_config(settings: TorchApiSettings, model_store: Path, models: list[st
 def java_command(settings: TorchApiSettings, config: Path, model_store: Path) -> list[str]:
     """The frontend's command line, as ``torchserve --foreground`` builds it."""
     home = _ts_home()
+    logging = [f"-Dlog4j.configurationFile={LOG4J2.as_uri()}"] if settings.logging == "production" else []
     return [
         settings.java,
         f"-Dmodel_server_home={home}",
+        *logging,
         "-cp",
         f".:{home / 'ts' / 'frontend' / '*'}",
         "org.pytorch.serve.ModelServer",
@@ -99,6 +101,16 @@ def _get_json(url: str, key: str | None = None, timeout: float = 5.0) -> Any:
         request.add_header("Authorization", f"Bearer {key}")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def log_env(settings: TorchApiSettings) -> dict[str, str]:
+    """Where TorchServe logs and, with the production logging, at which levels (log4j2.xml reads these)."""
+    env = {"LOG_LOCATION": str(settings.log_dir), "METRICS_LOCATION": str(settings.log_dir)}
+    if settings.logging == "production":
+        env["DUOSERVE_TS_LOG_LEVEL"] = settings.log_level
+        env["DUOSERVE_TS_MODEL_LOG_LEVEL"] = settings.model_log_level
+        env["DUOSERVE_TS_ACCESS_LOG"] = "info" if settings.access_log else "off"
+    return env
 
 
 def model_status(settings: TorchApiSettings, name: str) -> tuple[bool, str]:
@@ -180,6 +192,13 @@ def wait_ready(settings: TorchApiSettings, proc: Process, models: list[str]) -> 
         raise StartError(f"{exc} (waiting for {pending}: {detail[0]})") from None
 
 
+def _logging_line(settings: TorchApiSettings) -> str:
+    if settings.logging != "production":
+        return "TorchServe's default logging (DEBUG, access log on, console copy unrotated)"
+    access = "access log on" if settings.access_log else "no access log"
+    return f"{settings.log_level.upper()}, {access}, files roll at 10 MB (stdout.log at {settings.log_max_bytes} B)"
+
+
 def _tail_text(path: Path, size: int = 20000) -> str:
     if not path.exists():
         return ""
@@ -195,7 +214,8 @@ def serve(settings: TorchApiSettings) -> int:
     except (ArtifactError, ValueError) as exc:
         print(f"torch_api: {exc}", file=sys.stderr)
         return 2
-    env = dict(os.environ, LOG_LOCATION=str(settings.log_dir), METRICS_LOCATION=str(settings.log_dir))
+    env = dict(os.environ, **log_env(settings))
+    production = settings.logging == "production"
     # Java stays in the launcher's process group: stopping the group stops both.
     proc = Process(
         "TorchServe",
@@ -205,6 +225,8 @@ def serve(settings: TorchApiSettings) -> int:
         cwd=settings.run_dir,
         own_group=False,
         append=True,
+        # the console copy rolls over too (TorchServe's own logging: as it shipped, unbounded)
+        rotate=(settings.log_max_bytes, settings.log_backups) if production else None,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -215,7 +237,7 @@ def serve(settings: TorchApiSettings) -> int:
     signal.signal(signal.SIGINT, stop)
     print(
         f"torch_api: TorchServe starting (inference http://{settings.host}:{settings.inference_port}, "
-        f"models {', '.join(models)}; logs in {settings.log_dir})",
+        f"models {', '.join(models)}; logs in {settings.log_dir}: {_logging_line(settings)})",
         flush=True,
     )
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
@@ -14,6 +14,8 @@ from contract.artifacts import default_root
 REPO = Path(__file__).resolve().parents[2]
 #: TorchServe's per-model settings packed into each archive (batching, workers).
 MODEL_CONFIG = Path(__file__).resolve().parent / "model-config.yaml"
+#: TorchServe's production logging (WARN, no access log, every file bounded).
+LOG4J2 = Path(__file__).resolve().parent / "log4j2.xml"
 
 
 def model_config(name: str) -> dict[str, Any]:
@@ -52,6 +54,19 @@ class TorchApiSettings(BaseSettings):
     java: str = "java"
     #: config.properties to start from (the benchmark points this at TorchServe's defaults).
     config_template: Path = Path(__file__).resolve().parent / "config.properties"
+    #: production: services/torch_api/log4j2.xml (WARN, bounded files); torchserve-default: TorchServe's own
+    #: (DEBUG, an access-log line per request, unrotated console copy), for the logging benchmark.
+    logging: Literal["production", "torchserve-default"] = "production"
+    #: Level of every TorchServe logger with the production logging.
+    log_level: Literal["error", "warn", "info", "debug"] = "warn"
+    #: Level of the workers' own output (MODEL_LOG): info, because the worker writes its errors to stdout,
+    #: which TorchServe reads as INFO; the worker's line per batch is filtered out (log4j2.xml).
+    model_log_level: Literal["error", "warn", "info", "debug"] = "info"
+    #: One access-log line per request (access_log.log), off by default in runs and benchmarks.
+    access_log: bool = False
+    #: The launcher's copy of TorchServe's console (stdout.log) rolls over at this size, keeping log_backups copies.
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(3, ge=0, le=100)
 
     @field_validator("host")
     @classmethod

@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         "add",
         help="bring a model in one framework; get the other's artifact, proven equal, served by both stacks",
         description="MODEL_FILE: an .onnx file, a TorchScript .pt, a torch.export .pt2, a SavedModel directory "
-        "or a .keras file. Or --pair TORCH_FILE TF_MODEL when you have both.",
+        "or a .keras file. Or --pair TORCH_FILE TF_MODEL when you have both. Trusted files only: loading a "
+        "model runs its code (TorchScript programs, the pickled data of a .pt2, ONNX custom-op libraries, "
+        "SavedModel file ops); Keras files are loaded in safe_mode. docs/models.md, 'Trusted files only'.",
     )
     adding.add_argument("name", help="the model's name (lower-case letters, digits, _)")
     adding.add_argument("source", nargs="?", type=Path, help="the model file or SavedModel directory")

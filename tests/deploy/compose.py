@@ -51,3 +51,16 @@ def raw(name: str) -> dict[str, Any]:
     """A compose file as written, without interpolation."""
     data: dict[str, Any] = yaml.safe_load((REPO / name).read_text())
     return data
+
+
+def port_of(entry: str | dict[str, Any]) -> tuple[str, int, int]:
+    """(host address, published port, container port) of a merged ``ports`` entry.
+
+    docker-compose 1.29 writes an entry with a host address as ``"IP:PUBLISHED:TARGET/tcp"``
+    and one without as a mapping; a missing address means every interface.
+    """
+    if isinstance(entry, dict):
+        return str(entry.get("host_ip") or "0.0.0.0"), int(entry["published"]), int(entry["target"])
+    spec = entry.split("/", 1)[0]
+    host, published, target = spec.rsplit(":", 2) if spec.count(":") >= 2 else ("0.0.0.0", *spec.split(":"))
+    return host, int(published), int(target)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.deploy import compose
 from tests.deploy.compose import BASE, CPU, DEFAULT, PROFILES, REPO
@@ -14,8 +15,12 @@ from tests.deploy.compose import BASE, CPU, DEFAULT, PROFILES, REPO
 MODEL_SERVERS = ("torch_api", "tf_api")
 ONE_SHOT = ("export",)
 #: service -> container ports it may publish, and the profile it must belong to (None: always on)
-PUBLISHED = {"gateway": ([8000, 8001], None), "locust-master": ([8089], "loadtest"), "grafana": ([3000], "monitoring")}
+PUBLISHED = {"gateway": ([8000, 8001], None), "grafana": ([3000], "monitoring")}
 SECRETS = ("GATEWAY_API_KEY", "GRAFANA_ADMIN_PASSWORD")
+LOCUST_UI = ("docker-compose.yml", "docker-compose.override.yml", "docker-compose.locust-ui.yml")
+
+
+_port = compose.port_of
 
 
 def _services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -76,7 +81,7 @@ def test_only_the_gateway_and_profile_uis_publish_ports(files: tuple[str, ...]) 
             assert not ports, f"{name} publishes {ports}"
             continue
         target, profile = PUBLISHED[name]
-        assert [p["target"] for p in ports] == target, f"{name}: {ports}"
+        assert [_port(p)[2] for p in ports] == target, f"{name}: {ports}"
         assert service.get("profiles", [None])[0] == profile, f"{name} must be in profile {profile}"
     # docker-compose 1.29 lists every service in `config`; those with no profile start by default
     always = {name: s for name, s in services.items() if not s.get("profiles")}
@@ -85,8 +90,8 @@ def test_only_the_gateway_and_profile_uis_publish_ports(files: tuple[str, ...]) 
 
 def test_gateway_ports_are_published_on_the_configured_host_ports() -> None:
     http, grpc = _services(compose.merged(DEFAULT))["gateway"]["ports"]
-    assert (int(http["published"]), http["target"]) == (8000, 8000)
-    assert (int(grpc["published"]), grpc["target"]) == (8001, 8001)
+    assert _port(http) == ("127.0.0.1", 8000, 8000)
+    assert _port(grpc) == ("127.0.0.1", 8001, 8001)
     env = _services(compose.merged(DEFAULT))["gateway"]["environment"]
     assert (env["GATEWAY_PORT"], env["GATEWAY_GRPC_PORT"]) == ("8000", "8001")
 
@@ -193,3 +198,45 @@ def test_locust_targets_the_gateway_and_the_servers_inside() -> None:
         assert env["LOADTEST_TORCH_URL"] == "http://torch_api:8080"
         assert env["LOADTEST_TF_URL"] == "http://tf_api:8501"
         assert service["profiles"] == ["loadtest"]
+
+
+@pytest.mark.parametrize("files", [DEFAULT, CPU, LOCUST_UI], ids=["default", "cpu", "locust-ui"])
+def test_every_published_port_binds_to_loopback_by_default(files: tuple[str, ...]) -> None:
+    published = {
+        name: [_port(p) for p in service.get("ports", [])] for name, service in _services(compose.merged(files)).items()
+    }
+    found = [(name, host) for name, ports in published.items() for host, _, _ in ports]
+    assert found
+    assert {host for _, host in found} == {"127.0.0.1"}, found
+
+
+def test_one_variable_opens_every_port(tmp_path: Path) -> None:
+    env = tmp_path / "open.env"
+    env.write_text((REPO / "deploy" / "ci.env").read_text() + "DUOSERVE_BIND=0.0.0.0\n")
+    flags = ["--profile", "loadtest", "--profile", "monitoring"]
+    result = compose.run(LOCUST_UI, *flags, "config", env_file=env)
+    assert result.returncode == 0, result.stderr
+    services = _services(yaml.safe_load(result.stdout))
+    hosts = {name: {_port(p)[0] for p in s.get("ports", [])} for name, s in services.items() if s.get("ports")}
+    assert hosts == {"gateway": {"0.0.0.0"}, "grafana": {"0.0.0.0"}, "locust-master": {"0.0.0.0"}}
+
+
+def test_the_locust_ui_is_internal_unless_published_behind_a_login(tmp_path: Path) -> None:
+    master = _services(compose.merged(DEFAULT))["locust-master"]
+    assert "ports" not in master
+    # inside its container on loopback only: not even the compose network reaches it
+    assert master["command"][-2:] == ["--web-host", "127.0.0.1"]
+    assert "--web-login" not in master["command"]
+    published = _services(compose.merged(LOCUST_UI))["locust-master"]
+    assert [_port(p) for p in published["ports"]] == [("127.0.0.1", 8089, 8089)]
+    assert published["command"][-3:] == ["--web-host", "0.0.0.0", "--web-login"]
+    assert published["environment"]["LOCUST_WEB_PASSWORD"] == "ci-dummy-locust-password"
+    # the workers never receive the UI's password
+    assert "LOCUST_WEB_PASSWORD" not in _services(compose.merged(LOCUST_UI))["locust-worker"]["environment"]
+    raw = compose.raw("docker-compose.locust-ui.yml")["services"]["locust-master"]["environment"]
+    assert re.fullmatch(r"\$\{LOCUST_WEB_PASSWORD:\?[^}]+\}", raw["LOCUST_WEB_PASSWORD"])
+    env = tmp_path / "no-password.env"
+    env.write_text((REPO / "deploy" / "ci.env").read_text().replace("LOCUST_WEB_PASSWORD=", "UNUSED="))
+    refused = compose.run(LOCUST_UI, "--profile", "loadtest", "config", "-q", env_file=env)
+    assert refused.returncode != 0
+    assert "LOCUST_WEB_PASSWORD" in refused.stderr

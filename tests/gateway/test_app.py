@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -103,9 +104,63 @@ async def test_openapi_declares_the_raw_body_routes(fake: Fake, settings_for: Ca
         "/metrics",
         "/health/live",
         "/health/ready",
+        *V2_PATHS,
     }
-    # nothing forwards TorchServe's management API or arbitrary paths
+    # nothing forwards TorchServe's management API or arbitrary paths (v2's catch-all 404 is not documented)
     assert not any("{path" in p or "predictions" in p or "register" in p for p in paths)
+
+
+V2_PATHS = {
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{model}",
+    "/v2/models/{model}/versions/{version}",
+    "/v2/models/{model}/ready",
+    "/v2/models/{model}/versions/{version}/ready",
+    "/v2/models/{model}/infer",
+    "/v2/models/{model}/versions/{version}/infer",
+}
+
+
+@pytest.mark.anyio
+async def test_openapi_describes_the_open_inference_protocol(fake: Fake, settings_for: Callable[..., Settings]) -> None:
+    async with gateway(settings_for(fake)) as (client, _):
+        schema = (await client.get("/openapi.json")).json()
+        served = await client.post(
+            "/v2/models/mlp/infer",
+            json={"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP32", "data": [0.5] * 10}]},
+            headers={"X-Backend": "torch"},
+        )
+    components = schema["components"]["schemas"]
+    for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
+        infer = schema["paths"][path]["post"]
+        body = infer["requestBody"]["content"]
+        # JSON tensors, and the binary tensor extension's body marked as binary
+        assert body["application/json"]["schema"]["required"] == ["inputs"]
+        assert body["application/octet-stream"]["schema"]["format"] == "binary"
+        params = {p["name"]: p for p in infer["parameters"]}
+        assert params["Inference-Header-Content-Length"]["in"] == "header"
+        assert params["Inference-Header-Content-Length"]["schema"] == {"type": "integer", "minimum": 0}
+        assert params["X-Backend"]["schema"]["enum"] == ["torch", "torch_ort", "tf"]
+        ok = infer["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/InferResponse"}
+        assert ok["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+        assert "Inference-Header-Content-Length" in ok["headers"]
+        assert {"400", "401", "404", "408", "413", "415", "502", "503", "504"} <= set(infer["responses"])
+        assert infer["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/V2Error"
+        }
+    tensor = body["application/json"]["schema"]["properties"]["inputs"]["items"]
+    assert set(tensor["properties"]) == {"name", "shape", "datatype", "parameters", "data"}
+    assert "binary_data_size" in tensor["properties"]["parameters"]["anyOf"][0]["properties"]
+    assert "$defs" not in json.dumps(schema)  # every reference resolves inside the document
+    assert {"InferResponse", "V2Error", "ModelMetadata", "ServerMetadata"} <= set(components)
+    ready = schema["paths"]["/v2/models/{model}/ready"]["get"]["responses"]
+    assert ready["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ModelReady"}
+    # documenting the route changed nothing about serving it: still answered by the fast path
+    assert served.status_code == 200, served.text
+    assert served.json()["parameters"]["backend"] == "torch"
 
 
 def test_importing_the_gateway_loads_neither_torch_nor_tensorflow() -> None:

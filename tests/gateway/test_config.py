@@ -117,6 +117,7 @@ def test_launcher_serves_and_exits_cleanly_on_sigterm(manifest_path: Path, tmp_p
         "GATEWAY_GRPC_PORT": str(grpc_port),
         "GATEWAY_MANIFEST": str(manifest_path),
         "GATEWAY_TORCH_URL": "http://127.0.0.1:9",
+        "GATEWAY_LOG_LEVEL": "info",  # uvicorn's shutdown line is INFO; the default is warning
     }
     with running("gateway", ["-m", "gateway"], tmp_path / "gateway.log", env) as server:
         server.wait_ready(http_probe(f"http://127.0.0.1:{port}/health/live"), timeout_s=30)
@@ -128,3 +129,17 @@ def test_launcher_serves_and_exits_cleanly_on_sigterm(manifest_path: Path, tmp_p
             time.sleep(0.05)
         assert server.returncode == 0, server.tail()
         assert "Application shutdown complete" in server.tail()
+
+
+def test_production_logging_by_default_and_an_access_log_on_request(manifest_path: Path) -> None:
+    import logging
+
+    from gateway.server import uvicorn_config
+
+    default = Settings(manifest=manifest_path)
+    assert (default.log_level, default.access_log) == ("warning", False)
+    assert uvicorn_config(object(), default).access_log is False
+    config = uvicorn_config(object(), Settings(manifest=manifest_path, access_log=True))
+    assert config.access_log is True
+    # uvicorn's access lines are INFO: the logger must let them through at the default level
+    assert logging.getLogger("uvicorn.access").getEffectiveLevel() == logging.INFO

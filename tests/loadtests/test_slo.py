@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +174,38 @@ def test_one_hiccup_does_not_cap_the_search() -> None:
     search(capped, noisy, Criteria(50.0), Plan(start_rate=100.0, rel_tol=0.1, max_probes=12, retry_failures=False))
     assert capped.best_rate is not None
     assert capped.best_rate < 400.0
+
+
+def test_the_stated_rule_is_the_rule_judge_applies() -> None:
+    criteria = Criteria(50.0)
+    rule = criteria.rule()
+    assert "0.95 × offered − 2·√(offered / duration)" in rule
+    for part in ("p99 ≤ 50 ms", "errors under 1%", "more than 90 %"):
+        assert part in rule
+    # at 100 req/s over 10 s the floor is 95 − 2·√10 = 88.68 req/s, as the text says
+    floor = 0.95 * 100 - 2 * (100 / 10) ** 0.5
+    assert f"floor is {floor:.1f} req/s" in rule
+    base = {"rate": 100.0, "p99_ms": 10.0, "fail_ratio": 0.0, "requests": 900, "duration_s": 10.0}
+    assert criteria.judge(Probe(achieved_rps=floor + 0.01, **base))[0] == "pass"
+    assert criteria.judge(Probe(achieved_rps=floor - 0.01, **base))[0] == "void"
+    # 94 % achieved still passes: the floor is below 95 % by the noise term, which the text says
+    assert criteria.judge(Probe(achieved_rps=94.0, **base))[0] == "pass"
+
+
+def test_the_report_prints_the_rule_the_run_applied(tmp_path: Path) -> None:
+    import shutil
+
+    from loadtests import report
+
+    out = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run", out)
+    results = json.loads((out / "results.json").read_text())
+    results["slo"]["rule"] = Criteria(results["slo"]["slo_ms"]).rule()
+    logging = {"torchserve": "T-logging", "tf_server": "F-logging", "gateway": "G-logging"}
+    results["serving"] = {**results.get("serving", {}), "logging": logging}
+    (out / "results.json").write_text(json.dumps(results))
+    text = (report.build(out).out / "report.md").read_text()
+    assert results["slo"]["rule"] in text
+    # the report names each stack's logging
+    assert "- Logging: TorchServe T-logging; TF server F-logging; gateway G-logging" in text
+    assert "≥ 95 % of the offered rate" not in text

@@ -14,10 +14,22 @@ from loadtests import compare, verdict
 from tests.utils.servers import REPO
 
 
-def slo_result(median: float, low: float, high: float | None, p50: float = 5.0, windows=(4.9, 5.0, 5.1), **kw: Any):
+def slo_result(
+    median: float,
+    low: float,
+    high: float | None,
+    p50: float = 5.0,
+    windows=(4.9, 5.0, 5.1),
+    held: int = 3,
+    rounds: int = 3,
+    **kw: Any,
+):
+    """A stored SLO result as :meth:`loadtests.slo.TargetResult.to_json` writes it, with its confirmation counts."""
     return {
         "capacity": {"median": median, "low": median * 0.98, "high": median * 1.02},
         "bracket": {"low": low, "high": high},
+        "confirmed_rounds": held,
+        "rounds": rounds,
         "generator_bound": kw.get("generator_bound", False),
         "low_load": {"rate": 25.0, "p50_ms": p50, "window_p50s": list(windows)},
     }
@@ -82,6 +94,47 @@ def test_a_stack_that_held_too_few_confirmation_rounds_cannot_be_ranked() -> Non
         "no clear winner: not every stack's capacity was confirmed (torch_ort held 1 of 3 confirmation rounds; "
         "at least 2 needed): torch_ort's capacity sits where the same rate passes and fails (no sign of a noisy host)"
     )
+
+
+@pytest.mark.parametrize(("held", "ranked"), [(3, True), (2, True), (1, False), (0, False)])
+def test_the_confirmation_gate_counts_the_rounds_each_stack_held(held: int, ranked: bool) -> None:
+    found = verdict.decide(
+        {"torch": slo_result(1000, 950, 1100, held=held), "tf": slo_result(500, 480, 560)}, "duoserve-compat"
+    )
+    assert (found["throughput"]["winner"] == "torch") is ranked
+    if not ranked:
+        assert f"torch held {held} of 3 confirmation rounds; at least 2 needed" in found["throughput"]["text"]
+
+
+def _searched(capacity: float, failing_rounds: set[int]) -> dict[str, Any]:
+    """A real :func:`loadtests.slo.run_all` on a synthetic server whose listed confirmation rounds fail."""
+    from loadtests.slo import Criteria, Plan, Probe, run_all
+
+    def measure(target: str, rate: float, label: str, round_no: int) -> Probe:
+        bad = rate > capacity or round_no in failing_rounds
+        return Probe(rate, rate, 80.0 if bad else 5.0, 0.0, int(rate * 5), duration_s=5.0)
+
+    found, _ = run_all(["t"], measure, Criteria(50.0), Plan(start_rate=25.0, rel_tol=0.1), seed=0)
+    return found["t"].to_json()
+
+
+def test_the_gate_on_counts_written_by_a_real_search() -> None:
+    steady, noisy = _searched(800, set()), _searched(400, {1, 3})
+    assert (steady["confirmed_rounds"], steady["rounds"]) == (3, 3)
+    assert (noisy["confirmed_rounds"], noisy["rounds"]) == (1, 3)
+    found = verdict.decide({"torch": steady, "tf": noisy}, "x")
+    assert found["throughput"]["winner"] is None
+    assert "tf held 1 of 3 confirmation rounds" in found["throughput"]["text"]
+    # the same search with every round held ranks the stacks
+    found = verdict.decide({"torch": steady, "tf": _searched(400, set())}, "x")
+    assert found["throughput"]["winner"] == "torch"
+
+
+def test_a_capacity_without_confirmation_counts_is_refused() -> None:
+    bare = slo_result(1000, 950, 1100)
+    del bare["confirmed_rounds"], bare["rounds"]
+    with pytest.raises(ValueError, match="SLO result for torch has a capacity but no confirmation rounds"):
+        verdict.decide({"torch": bare, "tf": slo_result(500, 480, 560)}, "x")
 
 
 def test_no_stack_held_the_slo() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.compose import BASE, CPU, DEFAULT, merged
+from tests.deploy.compose import BASE, CPU, DEFAULT, merged, port_of
 from tests.reliability._support import digits_body, raw_exchange, running_gateway, status_of
 from tests.utils.stack import Stack
 
@@ -35,6 +35,16 @@ ROUTES = {
     ("/metrics", "get"),
     ("/health/live", "get"),
     ("/health/ready", "get"),
+    # the Open Inference Protocol (the catch-all 404 under /v2 is not in the document)
+    ("/v2", "get"),
+    ("/v2/health/live", "get"),
+    ("/v2/health/ready", "get"),
+    ("/v2/models/{model}", "get"),
+    ("/v2/models/{model}/versions/{version}", "get"),
+    ("/v2/models/{model}/ready", "get"),
+    ("/v2/models/{model}/versions/{version}/ready", "get"),
+    ("/v2/models/{model}/infer", "post"),
+    ("/v2/models/{model}/versions/{version}/infer", "post"),
 }
 MANAGEMENT_PORTS = {8081, 7071}
 INTERNAL_PORTS = {8080, 8082, 7070, 8500, 8501, 9090}
@@ -60,7 +70,9 @@ def test_no_compose_service_publishes_a_management_or_backend_port(files: tuple[
         if published:
             assert name in PUBLISHERS, f"{name} publishes {published}"
         for port in published:
-            assert int(port["target"]) not in MANAGEMENT_PORTS | INTERNAL_PORTS, f"{name} publishes {port}"
+            host, _, target = port_of(port)
+            assert target not in MANAGEMENT_PORTS | INTERNAL_PORTS, f"{name} publishes {port}"
+            assert host == "127.0.0.1", f"{name} publishes {port} beyond loopback by default"
         exposed = {int(str(p).split("/")[0]) for p in service.get("expose") or []}
         assert not exposed & MANAGEMENT_PORTS, f"{name} exposes a management port: {exposed}"
         environment = service.get("environment") or {}

@@ -84,3 +84,22 @@ def test_the_hash_changes_with_the_settings_not_with_the_file_name(tmp_path: Pat
     assert serving.config_hash(shipped) != serving.config_hash(other)
     assert len(serving.config_hash(shipped)) == 12
     assert json.loads(json.dumps(other))["torchserve"]["digits_ort"]["batchSize"] == 8
+
+
+def test_the_stack_names_each_stacks_logging(tmp_path: Path) -> None:
+    from services.tf_api.settings import Settings as TfSettings
+    from services.torch_api.settings import TorchApiSettings
+    from stack.native import logging_summary
+
+    found = logging_summary(TorchApiSettings(), TfSettings(), {})
+    assert found == {
+        "torchserve": "services/torch_api/log4j2.xml: frontend WARN, workers INFO without the per-batch line, "
+        "no access log, files roll at 10 MB × 3",
+        "tf_server": "WARNING, no access log, compat.log rolls at 10 MB",
+        "gateway": "WARNING, no access log; launcher logs roll at 10 MB",
+    }
+    shipped = logging_summary(TorchApiSettings(logging="torchserve-default"), TfSettings(access_log=True),
+                              {"GATEWAY_LOG_LEVEL": "info", "GATEWAY_ACCESS_LOG": "true"})  # fmt: skip
+    assert shipped["torchserve"].startswith("TorchServe's built-in log4j2.xml: DEBUG, an access-log line per request")
+    assert shipped["tf_server"] == "WARNING, access log on, compat.log rolls at 10 MB"
+    assert shipped["gateway"] == "INFO, access log on; launcher logs roll at 10 MB"

@@ -26,10 +26,23 @@ from ...errors import GatewayError, UnsupportedMediaTypeError
 from ...handlers import error_response as _error_response
 from ...handlers import failure_response
 from . import common
+from .schemas import (
+    INFER_ERRORS,
+    INFER_EXTRA,
+    INFER_OK,
+    READ_ERRORS,
+    Live,
+    ModelMetadata,
+    ModelReady,
+    Ready,
+    ServerMetadata,
+)
 
 __all__ = ["error_response", "router"]
 
-router = APIRouter(prefix="/v2", include_in_schema=False)
+# In the OpenAPI document (gateway/protocol/v2/schemas.py); infer is served ahead of FastAPI's routing
+# by the inference edge (gateway/edge.py) whatever the document says.
+router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
 P = ParamSpec("P")
 
 
@@ -60,37 +73,44 @@ def _boolean(key: str, value: bool, **extra: Any) -> JSONResponse:
     return JSONResponse({**extra, key: value}, status_code=200 if value else 400)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": ServerMetadata}, **READ_ERRORS})
 @_protocol_errors
 async def server_metadata(request: Request) -> Response:
     """Server name, version and extensions (binary_tensor_data)."""
     return JSONResponse(common.server_metadata(request.app.version))
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses={200: {"model": Live}})
 @_protocol_errors
 async def server_live() -> Response:
     """The process is up."""
     return _boolean("live", True)
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses={200: {"model": Ready}, 400: {"model": Ready, "description": "not ready"}})
 @_protocol_errors
 async def server_ready(request: Request) -> Response:
     """Every model has a ready backend (else 400)."""
     return _boolean("ready", await common.server_ready(_plane(request)))
 
 
-@router.get("/models/{model}")
-@router.get("/models/{model}/versions/{version}")
+@router.get("/models/{model}", responses={200: {"model": ModelMetadata}, **READ_ERRORS})
+@router.get("/models/{model}/versions/{version}", responses={200: {"model": ModelMetadata}, **READ_ERRORS})
 @_protocol_errors
 async def model_metadata(model: str, request: Request, version: str | None = None) -> Response:
     """The model's inputs and outputs: name, datatype, shape."""
     return JSONResponse(common.model_metadata(common.model(_plane(request), model, version)))
 
 
-@router.get("/models/{model}/ready")
-@router.get("/models/{model}/versions/{version}/ready")
+_MODEL_READY: dict[int | str, dict[str, Any]] = {
+    200: {"model": ModelReady},
+    400: {"model": ModelReady, "description": "no backend serving the model is ready"},
+    **READ_ERRORS,
+}
+
+
+@router.get("/models/{model}/ready", responses=_MODEL_READY)
+@router.get("/models/{model}/versions/{version}/ready", responses=_MODEL_READY)
 @_protocol_errors
 async def model_ready(model: str, request: Request, version: str | None = None) -> Response:
     """At least one backend serving the model is ready (else 400)."""
@@ -99,8 +119,10 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
     return _boolean("ready", await common.model_ready(plane, entry.name), name=entry.name)
 
 
-@router.post("/models/{model}/infer")
-@router.post("/models/{model}/versions/{version}/infer")
+@router.post("/models/{model}/infer", openapi_extra=INFER_EXTRA, responses={**INFER_OK, **INFER_ERRORS})
+@router.post(
+    "/models/{model}/versions/{version}/infer", openapi_extra=INFER_EXTRA, responses={**INFER_OK, **INFER_ERRORS}
+)
 @_protocol_errors
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
     """Inference with JSON or binary tensors, routed by policy, ``parameters.backend`` or X-Backend."""
@@ -132,7 +154,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
-@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
 async def unknown(path: str, request: Request) -> Response:
     """Everything else under /v2: the protocol's 404 (repository and Triton extensions are not offered)."""
     return JSONResponse({"error": f"no v2 route {request.method} /v2/{path[:80]}"}, status_code=404)

@@ -54,7 +54,11 @@ async def serve(settings: Settings) -> int:
     metrics = Metrics()
     dataplane = DataPlane(batching, executor, metrics)
     app = create_app(State(registry, dataplane, metrics, settings.max_body_bytes), monitoring)
-    runner = web.AppRunner(app, access_log=None)  # a log line per request costs more than an mlp predict
+    # a log line per request costs more than an mlp predict: only with TF_API_ACCESS_LOG=true
+    access = logging.getLogger("tf_api.access") if settings.access_log else None
+    if access is not None:
+        access.setLevel(logging.INFO)
+    runner = web.AppRunner(app, access_log=access)
     await runner.setup()
     grpc_server = None
     try:
