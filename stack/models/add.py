@@ -95,10 +95,23 @@ def read_sample(path: Path, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndar
     return out
 
 
+#: Rows of the case whose dynamic axes are shorter than their maximum (a model frozen to one length fails it).
+SHORT_ROWS = 3
+
+
 def parity_cases(entry: ModelEntry, sample: dict[str, np.ndarray] | None) -> Cases:
-    """Seeded batches of 1, 7 and the max batch (dynamic axes at their maximum), then the sample in chunks."""
+    """Seeded batches of 1, 7 and the max batch (dynamic axes at their maximum), a batch whose dynamic
+    axes are at 3/5 of their maximum, then the sample in chunks."""
     sizes = sorted({1, min(7, entry.max_batch), entry.max_batch})
     cases: Cases = {f"batch {n}": sample_inputs(entry, n, seed=17) for n in sizes}
+    if any(t.dynamic for t in entry.inputs):
+        rows = min(SHORT_ROWS, entry.max_batch)
+        full = sample_inputs(entry, rows, seed=19)
+        cases[f"batch {rows}, shorter"] = {
+            t.name: full[t.name][(slice(None), *(slice(0, max(1, m * 3 // 5)) if d == -1 else slice(None)
+                                               for d, m in zip(t.shape, t.largest, strict=True)))]
+            for t in entry.inputs
+        }  # fmt: skip
     if sample is not None:
         rows = len(next(iter(sample.values())))
         for i, start in enumerate(range(0, rows, entry.max_batch)):

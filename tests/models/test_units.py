@@ -116,7 +116,14 @@ ENTRY = ModelEntry(
 
 def test_parity_cases_and_samples(tmp_path: Path) -> None:
     cases = parity_cases(ENTRY, None)
-    assert {k: v["ids"].shape for k, v in cases.items()} == {"batch 1": (1, 6), "batch 4": (4, 6)}
+    # a dynamic axis at its maximum, and once shorter (3/5 of it): a model frozen to one length fails the gate
+    assert {k: v["ids"].shape for k, v in cases.items()} == {
+        "batch 1": (1, 6),
+        "batch 4": (4, 6),
+        "batch 3, shorter": (3, 3),
+    }
+    fixed = ENTRY.model_copy(update={"inputs": (TensorSpec(name="ids", dtype="int64", shape=(6,)),)})
+    assert list(parity_cases(fixed, None)) == ["batch 1", "batch 4"]
     np.savez(tmp_path / "ok.npz", ids=np.arange(30).reshape(10, 3))
     sample = read_sample(tmp_path / "ok.npz", ENTRY.inputs)
     with_sample = parity_cases(ENTRY, sample)
