@@ -171,18 +171,32 @@ def savedmodel_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path)
     return saved
 
 
-def torch_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path) -> Produced:
-    """Keras 3 on its torch backend: the loaded model is a ``torch.nn.Module``, traced or exported."""
-    conv.say("  torch: Keras 3 on its torch backend")
-    conv.made_by.update(torchscript="Keras 3 (torch backend) + torch.jit.trace",
-                        torch_export="Keras 3 (torch backend) + torch.export")  # fmt: skip
+def torch_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path, *, program: bool = False) -> Produced:
+    """Keras 3 on its torch backend: the loaded model is a ``torch.nn.Module``, traced or exported.
+
+    ``program``: a torch.export program only (the dynamo ONNX exporter's input), not the served artifact.
+    """
+    if not program:
+        conv.say("  torch: Keras 3 on its torch backend")
+        conv.made_by.update(torchscript="Keras 3 (torch backend) + torch.jit.trace",
+                            torch_export="Keras 3 (torch backend) + torch.export")  # fmt: skip
     (found,) = conv.steps.run(
         "keras_torch",
         [{"op": "from_keras", "keras": str(keras_file), "contract": conv.contract(entry), "example": str(conv.cases),
-          "out_dir": str(conv.work / "torch")}],
+          "out_dir": str(conv.work / ("keras_program" if program else "torch")), "export": program}],
         env={"KERAS_BACKEND": "torch"},
     )  # fmt: skip
     return {found["kind"]: Path(found["path"])}
+
+
+def onnx_from_keras_program(conv: Conversion, entry: ModelEntry, keras_file: Path) -> Path:
+    """The dynamo ONNX exporter on a torch.export program of the Keras-on-torch module (where the
+    TorchScript exporter cannot export the trace's shape arithmetic)."""
+    ((_, program),) = torch_from_keras(conv, entry, keras_file, program=True).items()
+    assert program is not None
+    onnx = onnx_from_torch(conv, entry, "torch_export", program)
+    conv.made_by["onnx"] = "Keras 3 (torch backend) + torch.export + torch.onnx (dynamo)"
+    return onnx
 
 
 def tf_from_pair(conv: Conversion, entry: ModelEntry, fmt: str, path: Path) -> Path:

@@ -18,7 +18,8 @@ torch.export ``.pt2``  torch         ONNX: torch.onnx (dynamo); TF: the ATen low
 SavedModel directory   TensorFlow    ONNX: tf2onnx; torch: onnx2torch on that ONNX
 ``.keras`` file        Keras (TF)    TF: Keras' export; torch: Keras 3 on torch;
                                      ONNX: torch.onnx on that torch artifact, else
-                                     tf2onnx, optional
+                                     the dynamo exporter on its torch.export program,
+                                     else tf2onnx; optional
 =====================  ============  ===================================================
 
 "Optional": when no converter writes a faithful ONNX file, torch and tf are still registered
@@ -150,6 +151,7 @@ def _from_keras(conv: Conversion, entry: ModelEntry, source: Path) -> Produced:
         conv,
         "ONNX",
         ("torch.onnx", _one("onnx", lambda: converters.onnx_from_torch(conv, entry, torch_kind, torch_path))),
+        ("torch.onnx (dynamo)", _one("onnx", lambda: converters.onnx_from_keras_program(conv, entry, source))),
         ("tf2onnx", _one("onnx", lambda: converters.onnx_from_savedmodel(conv, entry, saved))),
         optional=True,
     )

@@ -46,7 +46,8 @@ def from_keras(task: Task) -> dict[str, Any]:
             return self.model(list(args) if len(args) > 1 else args[0], training=False)
 
     module = Ordered(Keras(), positions, list(range(len(entry.outputs))))
-    return save_torch(module, entry, cases_of(entry, task["example"]), Path(task["out_dir"]))
+    cases = cases_of(entry, task["example"])
+    return save_torch(module, entry, cases, Path(task["out_dir"]), program=bool(task.get("export")))
 
 
 if __name__ == "__main__":
