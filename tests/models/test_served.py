@@ -152,15 +152,15 @@ def test_the_load_test_and_its_report_run_on_a_brought_model(models_stack: Stack
     out = next(reports.iterdir())
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "tinybert"
-    assert results["model_entry"]["source"]["format"] == "pair"
+    assert results["model_entry"]["source"]["format"] == "torch_export"
     for run in results["comparison"]["runs"]:
         assert run["figure"]["requests"] > 0, run
         assert run["figure"]["failures"] == 0, run
     markdown = (out / "report.md").read_text()
     assert "## Model" in markdown
-    assert "Brought as pair (tinybert.pt2, tinybert_savedmodel)" in markdown
+    assert "Brought as torch_export (tinybert.pt2)" in markdown
     for kind in ("onnx", "tf"):
-        for output in ("pooled", "logits"):
+        for output in ("output_0", "output_1"):  # a torch.export program's outputs are positional: pooled, logits
             assert f"| {kind} | torch.export | {output} |" in markdown, markdown
 
 
