@@ -29,13 +29,14 @@ import os
 import sys
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from contract.artifacts import artifact_path
 from contract.manifest import ModelEntry
 from services.jobs import StepError, Task, load_cases, main, save_cases, timed_cases
 from services.torch_api.aten_graph import to_graph
@@ -300,10 +301,7 @@ def _trace(
     problem = _agrees(traced, module, cases)
     if problem is not None:
         return None, f"the traced module {problem}"
-    path = out_dir / f"torchscript/{entry.name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(traced, str(path))
-    return {"kind": "torchscript", "path": str(path)}, None
+    return _kept("torchscript", entry, out_dir, lambda path: torch.jit.save(traced, path)), None
 
 
 def _export(
@@ -321,10 +319,15 @@ def _export(
     problem = _agrees(program.module(), module, cases)
     if problem is not None:
         return None, f"the exported program {problem}"
-    path = out_dir / f"torchexport/{entry.name}.pt2"
+    return _kept("torch_export", entry, out_dir, lambda path: torch.export.save(program, path)), None
+
+
+def _kept(kind: str, entry: ModelEntry, out_dir: Path, save: Callable[[str], object]) -> dict[str, Any]:
+    """Save an artifact where the artifacts layout puts ``kind`` under ``out_dir``; its kind and path."""
+    path = artifact_path(out_dir, entry.name, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, str(path))
-    return {"kind": "torch_export", "path": str(path)}, None
+    save(str(path))
+    return {"kind": kind, "path": str(path)}
 
 
 def from_onnx(task: Task) -> dict[str, Any]:

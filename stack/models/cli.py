@@ -93,6 +93,14 @@ def _latency(entry: ModelEntry) -> str:
     )
 
 
+def _notes(entry: ModelEntry, indent: str) -> None:
+    """What is missing and why, and the in-process times (``models list`` and the end of ``models add``)."""
+    for kind, why in entry.missing.items():
+        print(f"{indent}missing:   {kind} (so no torch_ort backend): {why}")
+    if "source" in entry.latency:
+        print(f"{indent}in process: {_latency(entry)}")
+
+
 def list_models(root: Path) -> int:
     manifest = read_manifest(root)
     for name, entry in manifest.models.items():
@@ -106,10 +114,7 @@ def list_models(root: Path) -> int:
         print(f"  parity:    {_parity(entry)}\n  artifacts: {', '.join(sorted(entry.artifacts))}")
         if entry.made_by:
             print(f"  made by:   {'; '.join(f'{kind}: {how}' for kind, how in sorted(entry.made_by.items()))}")
-        for kind, why in entry.missing.items():
-            print(f"  missing:   {kind} (no {'torch_ort' if kind == 'onnx' else kind} backend): {why}")
-        if "source" in entry.latency:
-            print(f"  in process: {_latency(entry)}")
+        _notes(entry, "  ")
         print(f"  served by: {', '.join(entry.backends)}\n")
     return 0
 
@@ -154,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = add(opts, args.root, lambda line: print(line, flush=True))
         best = ", ".join(f"{kind} {p.max_abs:.1e}" for kind, p in entry.parity.items())
         print(f"added {entry.name}: {_tensors(entry, 'inputs')} -> {_tensors(entry, 'outputs')}; parity {best}")
-        for kind, why in entry.missing.items():
-            print(f"no {kind} artifact, so no torch_ort backend: {why}")
-        if "source" in entry.latency:
-            print(f"in process: {_latency(entry)}")
+        _notes(entry, "")
         print(f"serve it: make up ({', '.join(entry.backends)} backends); compare: make run MODEL={entry.name}")
         return 0
     except (RefusedError, ArtifactError) as exc:
