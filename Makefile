@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps -c requirements.lock onnx2torch
 	@# tritonclient (the tests' Open Inference Protocol clients) without its protobuf<7 and ml-dtypes pins
 	$(PY) -m pip install -q --no-deps -c requirements.lock tritonclient
+	@# Triton Inference Server (services/triton_api): only the tritonserver binary, its python backend and stubs
+	@# of PyPI's nvidia-pytriton wheel (55 MB) are used; its own Python code, and its numpy<2 pin, are not
+	$(PY) -m pip install -q --no-deps -c requirements.lock nvidia-pytriton
 	touch $(STAMP)
 
 artifacts: $(STAMP)  ## build weights, TorchScript, ONNX, .mar and SavedModels (only what is stale)
@@ -76,7 +79,7 @@ frameworks: artifacts  ## training and in-process inference speed of both framew
 tune: artifacts  ## search TorchServe's and the TF server's serving settings against the SLO (bounded; MODEL=name)
 	$(PY) -m loadtests tune --model $(or $(MODEL),digits) --out reports
 
-up: artifacts  ## start torch_api, tf_api and the gateway in the background (TUNED=file: a tuned configuration)
+up: artifacts  ## start torch_api, triton_api, tf_api and the gateway in the background (TUNED=file: a tuned configuration)
 	$(PY) -m stack up $(UP_ARGS)
 
 down:  ## stop everything `make up` started

@@ -202,8 +202,10 @@ class ModelEntry(BaseModel):
 
     @property
     def backends(self) -> list[str]:
-        """The stacks that serve this model: ``torch_ort`` only where an ONNX artifact exists."""
-        return ["torch", *([] if "onnx" in self.missing else ["torch_ort"]), "tf"]
+        """The stacks that serve this model: the ONNX Runtime ones (``torch_ort``, ``triton_ort``) only where an
+        ONNX artifact exists; ``tf`` last."""
+        ort = "onnx" not in self.missing
+        return ["torch", *(["torch_ort"] if ort else []), "triton", *(["triton_ort"] if ort else []), "tf"]
 
     def slowdown(self, kind: str) -> float | None:
         """How many times slower ``kind`` ran in process than the source, at the max batch (None: unmeasured)."""

@@ -18,9 +18,11 @@ from loadtests.targets import TARGETS
 
 #: Artifact kinds each backend serves, in the order looked for in the entry's artifacts.
 ARTIFACT_OF: dict[str, tuple[str, ...]] = {"torch": ("torchscript", "torch_export"), "torch_ort": ("onnx",),
+                                           "triton": ("torchscript", "torch_export"), "triton_ort": ("onnx",),
                                            "tf": ("tf",)}  # fmt: skip
 #: The package whose runtime runs each backend's artifact (its version is the environment's).
-RUNTIME_OF = {"torch": "torch", "torch_ort": "onnxruntime", "tf": "tensorflow"}
+RUNTIME_OF = {"torch": "torch", "torch_ort": "onnxruntime", "triton": "torch", "triton_ort": "onnxruntime",
+              "tf": "tensorflow"}  # fmt: skip
 #: A source format that is itself the artifact a backend serves.
 SOURCE_KIND = {"torchscript": "torchscript", "torch_export": "torch_export", "onnx": "onnx", "savedmodel": "tf"}
 #: Times slower in process than the source beyond which a gap may be the converter's, not the framework's.

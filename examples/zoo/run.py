@@ -133,7 +133,7 @@ def _forget(name: str, root: Path, log: Path) -> None:
 
 def backends_of(entry: ModelEntry) -> list[str]:
     """The backends that can serve ``entry``: those it was registered for whose artifact it has."""
-    return [backend for backend in entry.backends if BACKENDS[backend] in entry.artifacts]
+    return [backend for backend in entry.backends if backend in BACKENDS and BACKENDS[backend] in entry.artifacts]
 
 
 def _view(root: Path, manifest: Manifest, names: list[str], view: Path) -> None:

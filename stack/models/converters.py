@@ -120,7 +120,7 @@ def first_faithful(conv: Conversion, what: str, *makers: Maker, optional: bool =
                 conv.say(f"  {what}: {name} refused ({str(exc)[:160]})")
     if optional:
         conv.missing["onnx"] = "; ".join(reasons)
-        conv.say(f"  {what}: none made; the model is served by torch and tf only (no torch_ort)")
+        conv.say(f"  {what}: none made; the model is served by torch, triton and tf only (no torch_ort, no triton_ort)")
         return {}
     raise RefusedError("; ".join(reasons))
 

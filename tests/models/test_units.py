@@ -267,7 +267,7 @@ def test_the_first_converter_whose_artifact_passes_the_gate_wins(tmp_path: Path)
     )
     assert made == {}
     assert conv.missing == {"onnx": "torch.onnx: no aten::erfinv; tf2onnx: no Erfc"}
-    assert any("served by torch and tf only" in line for line in said)
+    assert any("served by torch, triton and tf only" in line for line in said)
     # none faithful, required: refused with the one converter's own words
     with pytest.raises(RefusedError, match=r"^the onnx artifact disagrees with the source on output y$"):
         first_faithful(conversion("c"), "ONNX", ("tf2onnx", lambda: {"onnx": tmp_path / "wrong.onnx"}))
@@ -275,7 +275,7 @@ def test_the_first_converter_whose_artifact_passes_the_gate_wins(tmp_path: Path)
     registered = ModelEntry(name="k", origin="user", inputs=(spec,), outputs=(spec,), max_batch=4).model_copy(
         update={"missing": {"onnx": "no Erfc"}}
     )
-    assert registered.backends == ["torch", "tf"]
+    assert registered.backends == ["torch", "triton", "tf"]
     assert [s.kind for s in stages_of(registered)] == ["mar"]
 
 
