@@ -41,6 +41,12 @@ class StackInfo(BaseModel):
     torch_models: str
     tf_rest: str
     tf_grpc: str
+    #: Triton's HTTP (Open Inference Protocol), gRPC and metrics addresses; None when the stack runs no Triton.
+    triton: str | None = None
+    triton_grpc: str | None = None
+    triton_metrics: str | None = None
+    #: ``all``, ``none`` or the Triton model names loaded (``digits``, ``digits_ort``: TorchServe's archive names).
+    triton_models: str = "none"
     #: :data:`TF_COMPAT` or :data:`TF_BINARY`: which TF server produced a figure.
     tf_server: str
     models: list[str]

@@ -20,8 +20,10 @@ from contract.settings import SettingsError, load
 __all__ = ["ENV_PREFIX", "PolicyConfig", "Settings", "SettingsError", "env_name", "load_settings"]
 
 ENV_PREFIX = "GATEWAY_"
-BackendName = Literal["torch", "torch_ort", "tf"]
-BACKEND_NAMES: tuple[BackendName, ...] = ("torch", "torch_ort", "tf")
+BackendName = Literal["torch", "torch_ort", "triton", "triton_ort", "tf"]
+BACKEND_NAMES: tuple[BackendName, ...] = ("torch", "torch_ort", "triton", "triton_ort", "tf")
+#: Triton's backends: served only where ``GATEWAY_TRITON_URL`` says where Triton is
+TRITON_BACKENDS: tuple[BackendName, ...] = ("triton", "triton_ort")
 
 
 def env_name(field: str) -> str:
@@ -138,6 +140,8 @@ class Settings(BaseSettings):
     torch_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
     #: TorchServe's ``key_file.json``; None sends no token (TorchServe with token auth off).
     torch_key_file: Path | None = None
+    #: Triton's HTTP port (Open Inference Protocol, binary tensors); None: no ``triton``/``triton_ort`` backends.
+    triton_url: HttpUrl | None = None
     tf_url: HttpUrl = HttpUrl("http://127.0.0.1:8501")
     tf_protocol: Literal["rest", "grpc"] = "rest"
     tf_grpc_target: str = "127.0.0.1:8500"
@@ -185,6 +189,11 @@ class Settings(BaseSettings):
         for model, names in (self.backends or {}).items():
             if not names:
                 raise ValueError(f"{env_name('backends')}: model {model!r} has no backend")
+            triton = sorted(set(names) & set(TRITON_BACKENDS))
+            if triton and self.triton_url is None:
+                raise ValueError(
+                    f"{env_name('backends')}: model {model!r} names {triton}, but {env_name('triton_url')} is not set"
+                )
         for model, policy in self.policies.items():
             if self.backends is not None and model not in self.backends:
                 raise ValueError(f"{env_name('policies')}: model {model!r} is not in {env_name('backends')}")
@@ -202,7 +211,7 @@ class Settings(BaseSettings):
     def serving(self, model: str) -> list[BackendName]:
         """The backends that serve ``model``, in configured order."""
         if self.backends is None:
-            return list(BACKEND_NAMES)
+            return [b for b in BACKEND_NAMES if self.triton_url is not None or b not in TRITON_BACKENDS]
         return list(self.backends.get(model, []))
 
     def policy_for(self, model: str) -> PolicyConfig:

@@ -25,7 +25,7 @@ BACKEND_HEADER = {
     "in": "header",
     "required": False,
     "description": "backend override; must equal the body's backend when both are given",
-    "schema": {"type": "string", "enum": ["torch", "torch_ort", "tf"]},
+    "schema": {"type": "string", "enum": ["torch", "torch_ort", "triton", "triton_ort", "tf"]},
 }
 
 

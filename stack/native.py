@@ -1,16 +1,17 @@
-"""``make up`` / ``make down``: the native stack (TorchServe, the TF server, the gateway) in the background.
+"""``make up`` / ``make down``: the native stack (TorchServe, Triton, the TF server, the gateway) in the background.
 
 ``python -m stack up`` checks that every port it needs is free (naming the port and the
 variable that moves it), starts the three launchers, each in its own process group with
 its output under ``$STACK_LOG_DIR/<service>/``, and returns once every one is ready:
-TorchServe's launcher has seen every model's workers ready, the TF server reports every
-model AVAILABLE, and the gateway's ``/health/ready`` lists every backend ready. It then
+TorchServe's launcher has seen every model's workers ready, Triton's launcher has seen
+``/v2/health/ready`` (every model loaded; ``TRITON_API_MODELS=none`` leaves Triton out), the
+TF server reports every model AVAILABLE, and the gateway's ``/health/ready`` lists every backend ready. It then
 writes ``$STACK_RUN_DIR/stack.json`` (:class:`contract.stackinfo.StackInfo`) for the load
 tests, benchmarks and tests. If anything fails or times out, it prints that service's log
 tail, stops everything and exits 1. ``down`` stops all process groups (TERM, then KILL)
 and is safe to run twice. Ports and options pass through the services' own variables
-(``TORCH_API_*``, ``TF_API_*``, ``GATEWAY_*``); the gateway's backend URLs and key file
-follow the other two unless set explicitly.
+(``TORCH_API_*``, ``TRITON_API_*``, ``TF_API_*``, ``GATEWAY_*``); the gateway's backend URLs and
+key file follow the others unless set explicitly.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ from services.process import PortInUseError, Process, StartError, check_ports, l
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
+from services.triton_api.launcher import READY_LINE as TRITON_READY_LINE
+from services.triton_api.settings import TritonApiSettings
 from stack import serving
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("torch_api", "tf_api", "gateway")
+SERVICES = ("torch_api", "triton_api", "tf_api", "gateway")
 #: The command each service runs; the Docker images run the same (tests/deploy checks the gateway's).
 COMMANDS: dict[str, list[str]] = {
     "torch_api": ["python", "-m", "services.torch_api", "serve"],
+    "triton_api": ["python", "-m", "services.triton_api", "serve"],
     "tf_api": ["python", "-m", "services.tf_api", "serve"],
     "gateway": ["python", "-m", "gateway"],
 }
@@ -87,15 +91,26 @@ class Plan:
     ports: dict[str, tuple[str, int]]
     info: StackInfo
 
+    @property
+    def services(self) -> list[str]:
+        """The services this plan starts, in order (Triton only where ``TRITON_API_MODELS`` is not ``none``)."""
+        return [s for s in SERVICES if s in self.envs]
 
-def _gateway_backends(torch_models: str, manifest: Manifest) -> dict[str, list[str]]:
-    """Which backends serve which model: those it has artifacts for, less the archives TorchServe does not load."""
-    loaded = None if torch_models == "all" else set(torch_models.split(","))
-    archive = {"torch": "{m}", "torch_ort": "{m}_ort"}
-    return {
-        m: [b for b in entry.backends if b not in archive or loaded is None or archive[b].format(m=m) in loaded]
-        for m, entry in manifest.models.items()
+
+def _gateway_backends(torch_models: str, triton_models: str, manifest: Manifest) -> dict[str, list[str]]:
+    """Which backends serve which model: those it has artifacts for, less the archives TorchServe does not load
+    and the models Triton does not load (Triton's model names are TorchServe's archive names)."""
+    loaded = {
+        "torch": None if torch_models == "all" else set(torch_models.split(",")),
+        "triton": None if triton_models == "all" else set(triton_models.split(",")),
     }
+    name = {"torch": "{m}", "torch_ort": "{m}_ort", "triton": "{m}", "triton_ort": "{m}_ort"}
+
+    def served(backend: str, model: str) -> bool:
+        found = loaded.get(backend.removesuffix("_ort")) if backend in name else None
+        return found is None or name[backend].format(m=model) in found
+
+    return {m: [b for b in entry.backends if served(b, m)] for m, entry in manifest.models.items()}
 
 
 @contextlib.contextmanager
@@ -113,7 +128,8 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 def _archives(torch_models: str, manifest: Manifest) -> list[str]:
     if torch_models != "all":
         return torch_models.split(",")
-    return [f"{m}{'_ort' if b == 'torch_ort' else ''}" for m, e in manifest.models.items() for b in e.backends[:-1]]
+    return [f"{m}{'_ort' if b == 'torch_ort' else ''}" for m, e in manifest.models.items() for b in e.backends
+            if b in ("torch", "torch_ort")]  # fmt: skip
 
 
 def logging_summary(torch: TorchApiSettings, tf: TfSettings, env: dict[str, str]) -> dict[str, str]:
@@ -148,6 +164,13 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         "TORCH_API_LOG_DIR": base.get("TORCH_API_LOG_DIR", str(paths.log_dir / "torch_api")),
     }
     tf_env = {**base, "TF_API_LOG_DIR": base.get("TF_API_LOG_DIR", str(paths.log_dir / "tf_api"))}
+    triton_env = {
+        **base,
+        "TRITON_API_RUN_DIR": base.get("TRITON_API_RUN_DIR", str(paths.run_dir / "triton_api")),
+        "TRITON_API_LOG_DIR": base.get("TRITON_API_LOG_DIR", str(paths.log_dir / "triton_api")),
+    }
+    with _environ(triton_env):
+        triton = load(TritonApiSettings)
     with _environ(torch_env):
         torch = load(TorchApiSettings)
     with _environ(tf_env):
@@ -165,7 +188,10 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
             tf = load(TfSettings)
     config = serving.summary(_archives(torch.models, manifest), tf.batching_config, tuned, tuned_path)
     config["logging"] = logging_summary(torch, tf, base)
-    backends = _gateway_backends(torch.models, manifest)
+    backends = _gateway_backends(torch.models, triton.models, manifest)
+    if not triton.enabled:
+        backends = {m: [b for b in names if not b.startswith("triton")] for m, names in backends.items()}
+    triton_url = f"http://{triton.host}:{triton.http_port}"
     key_file = torch.run_dir / KEY_FILE
     gateway_env = {
         **base,
@@ -176,6 +202,8 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         "GATEWAY_MANIFEST": base.get("GATEWAY_MANIFEST", str(torch.artifacts / "manifest.json")),
         "GATEWAY_BACKENDS": base.get("GATEWAY_BACKENDS", json.dumps(backends)),
     }
+    if triton.enabled:
+        gateway_env.setdefault("GATEWAY_TRITON_URL", triton_url)
     with _environ(gateway_env):
         gateway = load(GatewaySettings)
     ports = {
@@ -184,6 +212,15 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         "TORCH_API_METRICS_PORT": (torch.host, torch.metrics_port),
         "TORCH_API_GRPC_INFERENCE_PORT": (torch.host, torch.grpc_inference_port),
         "TORCH_API_GRPC_MANAGEMENT_PORT": (torch.host, torch.grpc_management_port),
+        **(
+            {
+                "TRITON_API_HTTP_PORT": (triton.host, triton.http_port),
+                "TRITON_API_GRPC_PORT": (triton.host, triton.grpc_port),
+                "TRITON_API_METRICS_PORT": (triton.host, triton.metrics_port),
+            }
+            if triton.enabled
+            else {}
+        ),
         "TF_API_REST_PORT": (tf.host, tf.rest_port),
         "TF_API_GRPC_PORT": (tf.host, tf.grpc_port),
         "GATEWAY_PORT": (gateway.host, gateway.port),
@@ -201,6 +238,10 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         tf_rest=f"http://{tf.host}:{tf.rest_port}",
         tf_grpc=f"{tf.host}:{tf.grpc_port}",
         tf_server="unknown",
+        triton=triton_url if triton.enabled else None,
+        triton_grpc=f"{triton.host}:{triton.grpc_port}" if triton.enabled else None,
+        triton_metrics=f"http://{triton.host}:{triton.metrics_port}" if triton.enabled else None,
+        triton_models=triton.models,
         models=manifest.names,
         gateway_backends={m: list(b) for m, b in (gateway.backends or backends).items()},
         run_dir=paths.run_dir,
@@ -209,7 +250,10 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
         serving=config,
         config_hash=serving.config_hash(config),
     )
-    return Plan({"torch_api": torch_env, "tf_api": tf_env, "gateway": gateway_env}, ports, info)
+    envs = {"torch_api": torch_env, "triton_api": triton_env, "tf_api": tf_env, "gateway": gateway_env}
+    if not triton.enabled:
+        del envs["triton_api"]
+    return Plan(envs, ports, info)
 
 
 def _get(url: str, timeout: float = 3.0) -> tuple[int, dict[str, str], Any]:
@@ -230,9 +274,10 @@ class _Readiness:
         self.tf_server = "unknown"
 
     def probe(self, service: str) -> bool:
-        if service == "torch_api":
+        if service in ("torch_api", "triton_api"):
+            line = READY_LINE if service == "torch_api" else TRITON_READY_LINE
             log = self.paths.launcher_log(service)
-            return log.exists() and READY_LINE in log.read_text(errors="replace")
+            return log.exists() and line in log.read_text(errors="replace")
         if service == "tf_api":
             for model in self.info.models:
                 status, headers, body = _get(f"{self.info.tf_rest}/v1/models/{model}")
@@ -292,13 +337,13 @@ def up(paths: StackPaths, timeout_s: float, tuned_path: Path | None = None) -> i
         return 2
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     pids: dict[str, int] = {}
-    for service in SERVICES:
+    for service in planned.services:
         pids[service] = _start(paths, service, planned.envs[service]).pid
         paths.pids.write_text(json.dumps(pids))
-    print(f"stack: starting {', '.join(SERVICES)} (logs in {paths.log_dir})", flush=True)
+    print(f"stack: starting {', '.join(planned.services)} (logs in {paths.log_dir})", flush=True)
     readiness = _Readiness(paths, planned.info)
     try:
-        _wait(paths, list(SERVICES), pids, readiness, timeout_s)
+        _wait(paths, planned.services, pids, readiness, timeout_s)
     except StartError as exc:
         print(exc, file=sys.stderr, flush=True)
         down(paths)
@@ -335,7 +380,10 @@ def restart(paths: StackPaths, service: str, timeout_s: float) -> int:
     stop_service(paths, service)
     tuned = StackInfo.read(paths.info).serving.get("tuned") if paths.info.exists() else None
     planned = plan(paths, Path(tuned) if tuned else None)
-    if service == "torch_api":
+    if service not in planned.envs:
+        print(f"stack: {service} is not part of this stack (TRITON_API_MODELS=none)", file=sys.stderr)
+        return 1
+    if service in ("torch_api", "triton_api"):
         paths.launcher_log(service).unlink(missing_ok=True)
     pids: dict[str, int] = json.loads(paths.pids.read_text())
     pids[service] = _start(paths, service, planned.envs[service]).pid

@@ -26,7 +26,7 @@ SERVICES = ("torch_api", "tf_api", "gateway")
 PORT_VARIABLES = (
     "TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
     "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT", "TF_API_GRPC_PORT",
-    "GATEWAY_PORT", "GATEWAY_GRPC_PORT",
+    "GATEWAY_PORT", "GATEWAY_GRPC_PORT", "TRITON_API_HTTP_PORT", "TRITON_API_GRPC_PORT", "TRITON_API_METRICS_PORT",
 )  # fmt: skip
 
 
@@ -59,9 +59,18 @@ class Stack:
             cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
+    @property
+    def services(self) -> list[str]:
+        """The services this stack runs (Triton where it was asked for)."""
+        return (
+            [s for s in SERVICES if s != "gateway"]
+            + (["triton_api"] if self.info is not None and self.info.triton else [])
+            + ["gateway"]
+        )
+
     def tails(self) -> str:
         """Every service's launcher log tail."""
-        return "\n".join(f"--- {s} ---\n{log_tail(self.log_dir / s / 'launcher.log', 30)}" for s in SERVICES)
+        return "\n".join(f"--- {s} ---\n{log_tail(self.log_dir / s / 'launcher.log', 30)}" for s in self.services)
 
     def key(self) -> str:
         return read_key(self.info.torch_key_file)
@@ -77,12 +86,18 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def running_stack(
-    base: Path, torch_models: str = "all", artifacts: Path | None = None, env: dict[str, str] | None = None
+    base: Path,
+    torch_models: str = "all",
+    artifacts: Path | None = None,
+    env: dict[str, str] | None = None,
+    triton_models: str = "none",
 ) -> Iterator[Stack]:
     """``python -m stack up`` on free ports under ``base``; ``down`` afterwards, checking nothing is left.
 
     ``artifacts``: the artifacts root to serve (default: the built one, ``artifacts/``);
-    ``torch_models``: the archives TorchServe loads (``TORCH_API_MODELS``); ``env``: more variables.
+    ``torch_models``: the archives TorchServe loads (``TORCH_API_MODELS``); ``triton_models``: the
+    models Triton loads (``TRITON_API_MODELS``; none by default: a scratch stack starts Triton only
+    when asked, each of its instances being a process with its own torch); ``env``: more variables.
     :class:`RuntimeError` (with the output of ``up``) when the stack does not come up, or when a
     process group outlives ``down``.
     """
@@ -94,6 +109,7 @@ def running_stack(
     full.update(
         TORCH_API_WORKER_PORT=str(torchserve_worker_port()),
         TORCH_API_MODELS=torch_models,
+        TRITON_API_MODELS=triton_models,
         STACK_RUN_DIR=str(base / "run"),
         STACK_LOG_DIR=str(base / "logs"),
     )

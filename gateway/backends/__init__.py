@@ -1,6 +1,8 @@
 """Backend clients behind one interface (:class:`BackendClient`), built from the settings.
 
 ``torch`` and ``torch_ort`` are TorchServe (``/predictions/{model}`` and ``{model}_ort``),
+``triton`` and ``triton_ort`` are Triton's Open Inference Protocol REST API with binary tensors
+(``/v2/models/{model}`` and ``{model}_ort``), built only when ``GATEWAY_TRITON_URL`` is set;
 ``tf`` is TF Serving over REST or, with ``GATEWAY_TF_PROTOCOL=grpc``, gRPC; with REST, the
 binary requests of the Open Inference Protocol still go over gRPC (TF's REST API is JSON only).
 """
@@ -15,6 +17,7 @@ from .tf_grpc import TFGrpcClient
 from .tf_rest import TFRestClient
 from .torchserve import TorchServeClient
 from .transport import AiohttpTransport, HttpLimits, HttpxTransport, Transport
+from .triton import TritonClient
 
 __all__ = [
     "AimdLimit",
@@ -59,6 +62,10 @@ def build_backends(settings: Settings, names: set[str]) -> dict[str, BackendClie
             transport = make_transport(settings.http_client, name, limits, torch_url)
             suffix = "_ort" if name == "torch_ort" else ""
             clients[name] = TorchServeClient(name, torch_url, transport, settings.torch_key_file, suffix)
+        elif name in ("triton", "triton_ort") and settings.triton_url is not None:
+            triton_url = str(settings.triton_url)
+            transport = make_transport(settings.http_client, name, limits, triton_url)
+            clients[name] = TritonClient(name, triton_url, transport, "_ort" if name == "triton_ort" else "")
         elif name == "tf":
             grpc_client = TFGrpcClient(
                 name,

@@ -142,7 +142,7 @@ async def test_openapi_describes_the_open_inference_protocol(fake: Fake, setting
         params = {p["name"]: p for p in infer["parameters"]}
         assert params["Inference-Header-Content-Length"]["in"] == "header"
         assert params["Inference-Header-Content-Length"]["schema"] == {"type": "integer", "minimum": 0}
-        assert params["X-Backend"]["schema"]["enum"] == ["torch", "torch_ort", "tf"]
+        assert params["X-Backend"]["schema"]["enum"] == ["torch", "torch_ort", "triton", "triton_ort", "tf"]
         ok = infer["responses"]["200"]
         assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/InferResponse"}
         assert ok["content"]["application/octet-stream"]["schema"]["format"] == "binary"

@@ -23,6 +23,18 @@ def test_defaults() -> None:
     assert settings.serving("digits") == ["torch", "torch_ort", "tf"]
     assert settings.policy_for("digits") == PolicyConfig(policy="fixed", backend="torch")
     assert settings.api_key is None
+    assert settings.triton_url is None
+
+
+def test_triton_serves_once_its_url_is_given_and_only_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_TRITON_URL", "http://127.0.0.1:8100")
+    assert load_settings().serving("digits") == ["torch", "torch_ort", "triton", "triton_ort", "tf"]
+    monkeypatch.delenv("GATEWAY_TRITON_URL")
+    monkeypatch.setenv("GATEWAY_BACKENDS", json.dumps({"digits": ["torch", "triton"]}))
+    with pytest.raises(
+        SettingsError, match=r"GATEWAY_BACKENDS: model 'digits' names \['triton'\], but GATEWAY_TRITON_URL"
+    ):
+        load_settings()
 
 
 def test_policies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

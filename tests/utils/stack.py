@@ -19,10 +19,14 @@ __all__ = ["SERVICES", "Stack", "running_stack"]
 
 @contextmanager
 def running_stack(
-    base: Path, torch_models: str = "all", artifacts: Path | None = None, env: dict[str, str] | None = None
+    base: Path,
+    torch_models: str = "all",
+    artifacts: Path | None = None,
+    env: dict[str, str] | None = None,
+    triton_models: str = "none",
 ) -> Iterator[Stack]:
     """:func:`stack.scratch.running_stack` with TorchServe's access log on."""
     with scratch.running_stack(
-        base, torch_models, artifacts, env={"TORCH_API_ACCESS_LOG": "true", **(env or {})}
+        base, torch_models, artifacts, env={"TORCH_API_ACCESS_LOG": "true", **(env or {})}, triton_models=triton_models
     ) as stack:
         yield stack

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 Datatype = Literal["FP32", "FP16", "INT64", "INT32", "BOOL"]
 _DATA = "the tensor's values, flat in row-major order or nested as its shape; absent with binary_data_size"
-_BACKEND = "backend override (torch, torch_ort or tf); must equal X-Backend when both are given"
+_BACKEND = "backend override (torch, torch_ort, triton, triton_ort or tf); must equal X-Backend when both are given"
 
 
 class V2Error(BaseModel):
@@ -123,7 +123,7 @@ BACKEND_PARAMETER: dict[str, Any] = {
     "in": "header",
     "required": False,
     "description": _BACKEND,
-    "schema": {"type": "string", "enum": ["torch", "torch_ort", "tf"]},
+    "schema": {"type": "string", "enum": ["torch", "torch_ort", "triton", "triton_ort", "tf"]},
 }
 _BINARY = {"type": "string", "format": "binary"}
 
