@@ -41,14 +41,15 @@ def check_predict(body: Any, entry: ModelEntry, rows: int, backend: str | None =
     return check_outputs(body, entry, rows)
 
 
-def check_v2(content: bytes, header: str | None, entry: ModelEntry, rows: int, backend: str) -> str | None:
-    """An Open Inference Protocol answer (JSON or binary): every output, right shape, finite, from ``backend``."""
+def check_v2(content: bytes, header: str | None, entry: ModelEntry, rows: int, backend: str | None) -> str | None:
+    """An Open Inference Protocol answer (JSON or binary): every output, right shape, finite, from ``backend``
+    (None: a server's own answer, Triton's, which names no backend)."""
     try:
         outputs = read_rest_response(content, header, entry, rows)
         served = json.loads(content if header is None else content[: int(header)]).get("parameters", {}).get("backend")
     except (OutputError, ValueError, AttributeError) as exc:
         return str(exc) or "answer is not the protocol's"
-    if served != backend:
+    if backend is not None and served != backend:
         return f"served by {served!r}, asked for {backend!r}"
     for name, array in outputs.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():

@@ -248,13 +248,13 @@ class TargetUser(FastHttpUser):
                     self.settings.reload_key()  # TorchServe restarted or the key expired
                 resp.failure(f"HTTP {resp.status_code}: {text}")
                 return
-            if self._target.kind in ("v2", "v2_binary"):
+            if self._target.kind in ("v2", "v2_binary", "triton"):
                 problem = checks.check_v2(
                     resp.content or b"",
                     resp.headers.get(HEADER_LENGTH),
                     self.settings.model,
                     self.settings.batch,
-                    self._target.backend,
+                    None if self._target.kind == "triton" else self._target.backend,
                 )
                 if problem:
                     resp.failure(problem)
@@ -288,6 +288,14 @@ class TorchOrtDirect(TargetUser):
     target_name = "torch_ort"
 
 
+class TritonDirect(TargetUser):
+    target_name = "triton"
+
+
+class TritonOrtDirect(TargetUser):
+    target_name = "triton_ort"
+
+
 class TfDirect(TargetUser):
     target_name = "tf"
 
@@ -298,6 +306,14 @@ class GatewayTorch(TargetUser):
 
 class GatewayTorchOrt(TargetUser):
     target_name = "gw_torch_ort"
+
+
+class GatewayTriton(TargetUser):
+    target_name = "gw_triton"
+
+
+class GatewayTritonOrt(TargetUser):
+    target_name = "gw_triton_ort"
 
 
 class GatewayTf(TargetUser):
@@ -332,9 +348,18 @@ class GatewayV2BinaryTf(TargetUser):
     target_name = "gw_v2b_tf"
 
 
+class GatewayV2BinaryTriton(TargetUser):
+    target_name = "gw_v2b_triton"
+
+
+class GatewayV2BinaryTritonOrt(TargetUser):
+    target_name = "gw_v2b_triton_ort"
+
+
 ALL_USERS: list[type[TargetUser]] = [
-    TorchDirect, TorchOrtDirect, TfDirect, GatewayTorch, GatewayTorchOrt, GatewayTf, GatewayCompare,
-    GatewayV2Torch, GatewayV2TorchOrt, GatewayV2Tf, GatewayV2BinaryTorch, GatewayV2BinaryTorchOrt, GatewayV2BinaryTf,
+    TorchDirect, TorchOrtDirect, TritonDirect, TritonOrtDirect, TfDirect, GatewayTorch, GatewayTorchOrt,
+    GatewayTriton, GatewayTritonOrt, GatewayTf, GatewayCompare, GatewayV2Torch, GatewayV2TorchOrt, GatewayV2Tf,
+    GatewayV2BinaryTorch, GatewayV2BinaryTorchOrt, GatewayV2BinaryTf, GatewayV2BinaryTriton, GatewayV2BinaryTritonOrt,
 ]  # fmt: skip
 USER_FOR_TARGET: dict[str, type[TargetUser]] = {cls.target_name: cls for cls in ALL_USERS}
 

@@ -256,6 +256,9 @@ def server_snapshot(endpoints: Endpoints, model: str, name: str) -> Any:
     if target.backend in ("torch", "torch_ort") and stack is not None:
         archive = f"{model}_ort" if target.backend == "torch_ort" else model
         return lambda: servermetrics.torchserve(stack.torch_metrics, archive)
+    if target.backend in ("triton", "triton_ort") and stack is not None and stack.triton_metrics is not None:
+        metrics, name = stack.triton_metrics, f"{model}_ort" if target.backend == "triton_ort" else model
+        return lambda: servermetrics.triton(metrics, name)
     if target.backend == "tf":
         return lambda: servermetrics.tf_server(endpoints.tf_rest, model)
     return None

@@ -14,7 +14,15 @@ the same way). Read with prometheus_client's text parser.
   ``:tensorflow:serving:batching_session:queuing_latency`` and
   ``:tensorflow:serving:runtime_latency`` (TF Serving's names; the binary exports them too),
   and the compatible server's ``:duoserve:compat:rest_phase_latency`` (total, pre, inference,
-  post). What a server does not export stays None and the breakdown says it is unaccounted.
+  post).
+- **Triton** (its metrics port, ``/metrics``): counters in microseconds per model (label
+  ``model``): ``nv_inference_request_duration_us`` (total), ``nv_inference_queue_duration_us``
+  (the dynamic batcher's queue), ``nv_inference_compute_input_duration_us`` (pre),
+  ``nv_inference_compute_infer_duration_us`` (the model's ``execute``: duoserve's checks and the
+  framework, counted as compute) and ``nv_inference_compute_output_duration_us`` (post), each over
+  ``nv_inference_request_success``.
+
+What a server does not export stays None and the breakdown says it is unaccounted.
 """
 
 from __future__ import annotations
@@ -44,6 +52,15 @@ TF_PARTS: dict[str, tuple[str, dict[str, str]]] = {
     "compute": (":tensorflow:serving:runtime_latency", {}),
     "post": (":duoserve:compat:rest_phase_latency", {"phase": "post"}),
 }
+#: part -> Triton counter (microseconds, label ``model``), each over :data:`TRITON_COUNT`
+TRITON_PARTS: dict[str, str] = {
+    "total": "nv_inference_request_duration_us",
+    "queue": "nv_inference_queue_duration_us",
+    "pre": "nv_inference_compute_input_duration_us",
+    "compute": "nv_inference_compute_infer_duration_us",
+    "post": "nv_inference_compute_output_duration_us",
+}
+TRITON_COUNT = "nv_inference_request_success"
 PARTS = ("total", "queue", "pre", "inference", "compute", "post")
 
 Snapshot = dict[str, tuple[float, float] | None]
@@ -96,6 +113,20 @@ def tf_server(rest_url: str, model: str, path: str = TF_METRICS_PATH) -> Snapsho
         labels = {"model_name": model, **extra}
         total = _pick(samples, name + "_sum", labels)
         count = _pick(samples, name + "_count", labels)
+        found[part] = (total, count) if total is not None and count is not None else None
+    return found
+
+
+def triton(metrics_url: str, model: str) -> Snapshot:
+    """(microseconds, count) per part of one Triton model (``digits``, ``digits_ort``); ``inference`` is None."""
+    text = _get(metrics_url.rstrip("/") + "/metrics")
+    if text is None:
+        return dict.fromkeys(PARTS)
+    samples = _samples(text)
+    count = _pick(samples, TRITON_COUNT, {"model": model})
+    found: Snapshot = dict.fromkeys(PARTS)
+    for part, name in TRITON_PARTS.items():
+        total = _pick(samples, name, {"model": model})
         found[part] = (total, count) if total is not None and count is not None else None
     return found
 

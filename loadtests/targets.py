@@ -1,7 +1,8 @@
 """The targets a load test can hit, and where they live (from ``stack.json`` or explicit URLs).
 
 A target is one way of asking for a prediction: TorchServe direct (TorchScript or ONNX
-Runtime), the TF server's REST API direct, the gateway pinned to one backend (its own JSON,
+Runtime), Triton direct (the same artifacts, its Open Inference Protocol REST API with binary
+tensors), the TF server's REST API direct, the gateway pinned to one backend (its own JSON,
 ``/v1``, or the Open Inference Protocol, ``/v2``, with JSON or binary tensors), or the
 gateway's ``/compare``. Comparing ``gw_<backend>``, ``gw_v2_<backend>`` and
 ``gw_v2b_<backend>`` compares protocols; comparing backends compares stacks. Nothing here
@@ -18,7 +19,7 @@ from contract.keys import read_key
 from contract.stackinfo import StackInfo, StackInfoError
 from loadtests.payload import Encoding
 
-Kind = Literal["torch", "tf", "gateway", "compare", "v2", "v2_binary"]
+Kind = Literal["torch", "triton", "tf", "gateway", "compare", "v2", "v2_binary"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class Target:
     @property
     def encoding(self) -> Encoding:
         """How its request bodies are written (:func:`loadtests.payload.encoded`)."""
-        return "v2_binary" if self.kind == "v2_binary" else "v2" if self.kind == "v2" else "v1"
+        if self.kind in ("v2_binary", "triton"):
+            return "v2_binary"
+        return "v2" if self.kind == "v2" else "v1"
 
 
 TARGETS: dict[str, Target] = {
@@ -45,9 +48,13 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target("torch", "torch", "torch", "TorchServe direct, TorchScript"),
         Target("torch_ort", "torch", "torch_ort", "TorchServe direct, ONNX Runtime"),
+        Target("triton", "triton", "triton", "Triton direct, TorchScript (v2 REST, binary tensors)"),
+        Target("triton_ort", "triton", "triton_ort", "Triton direct, ONNX Runtime (v2 REST, binary tensors)"),
         Target("tf", "tf", "tf", "TF server direct, REST"),
         Target("gw_torch", "gateway", "torch", "gateway → TorchServe (TorchScript)"),
         Target("gw_torch_ort", "gateway", "torch_ort", "gateway → TorchServe (ONNX Runtime)"),
+        Target("gw_triton", "gateway", "triton", "gateway → Triton (TorchScript)"),
+        Target("gw_triton_ort", "gateway", "triton_ort", "gateway → Triton (ONNX Runtime)"),
         Target("gw_tf", "gateway", "tf", "gateway → TF server (REST)"),
         Target("gw_compare", "compare", "all", "gateway /compare: every backend, concurrently"),
         Target("gw_v2_torch", "v2", "torch", "gateway v2 REST, JSON tensors → TorchServe (TorchScript)"),
@@ -56,10 +63,15 @@ TARGETS: dict[str, Target] = {
         Target("gw_v2b_torch", "v2_binary", "torch", "gateway v2 REST, binary tensors → TorchServe (TorchScript)"),
         Target("gw_v2b_torch_ort", "v2_binary", "torch_ort", "gateway v2 REST, binary tensors → TorchServe (ONNX RT)"),
         Target("gw_v2b_tf", "v2_binary", "tf", "gateway v2 REST, binary tensors → TF server (gRPC)"),
+        Target("gw_v2b_triton", "v2_binary", "triton", "gateway v2 REST, binary tensors → Triton (TorchScript)"),
+        Target("gw_v2b_triton_ort", "v2_binary", "triton_ort", "gateway v2 REST, binary tensors → Triton (ONNX RT)"),
     )
 }
 #: Direct target whose figures a gateway target is compared with (gateway overhead).
-DIRECT_OF: dict[str, str] = {"gw_torch": "torch", "gw_torch_ort": "torch_ort", "gw_tf": "tf"}
+DIRECT_OF: dict[str, str] = {
+    "gw_torch": "torch", "gw_torch_ort": "torch_ort", "gw_triton": "triton", "gw_triton_ort": "triton_ort",
+    "gw_tf": "tf",
+}  # fmt: skip
 
 
 def get_target(name: str) -> Target:
@@ -79,6 +91,8 @@ class Endpoints:
     tf_rest: str
     torch_key_file: str | None = None
     tf_server: str | None = None
+    #: Triton's HTTP port, when the stack runs Triton
+    triton: str | None = None
     gateway_backends: dict[str, list[str]] = field(default_factory=dict)
     #: The running stack's description, when the endpoints came from ``stack.json``.
     stack: StackInfo | None = None
@@ -98,6 +112,7 @@ class Endpoints:
             tf_rest=info.tf_rest.rstrip("/"),
             torch_key_file=str(info.torch_key_file),
             tf_server=info.tf_server,
+            triton=info.triton.rstrip("/") if info.triton else None,
             gateway_backends=info.gateway_backends,
             stack=info,
         )
@@ -117,6 +132,7 @@ class Endpoints:
             tf_rest=(tf_rest or self.tf_rest).rstrip("/"),
             torch_key_file=key_file or self.torch_key_file,
             tf_server=self.tf_server,
+            triton=self.triton,
             gateway_backends=self.gateway_backends,
             stack=self.stack,
             gateway_api_key=api_key or self.gateway_api_key,
@@ -126,6 +142,10 @@ class Endpoints:
         """The base URL a target's requests go to."""
         if target.via_gateway:
             return self.gateway
+        if target.kind == "triton":
+            if self.triton is None:
+                raise ValueError(f"target {target.name}: the stack runs no Triton (TRITON_API_MODELS=none)")
+            return self.triton
         return self.torch if target.kind == "torch" else self.tf_rest
 
     def compare_backends(self, model: str) -> list[str]:
@@ -153,6 +173,8 @@ def path(target: Target, model: str) -> str:
     """The request path of ``target`` for ``model``."""
     if target.kind == "torch":
         return f"/predictions/{model}_ort" if target.backend == "torch_ort" else f"/predictions/{model}"
+    if target.kind == "triton":
+        return f"/v2/models/{model}_ort/infer" if target.backend == "triton_ort" else f"/v2/models/{model}/infer"
     if target.kind == "tf":
         return f"/v1/models/{model}:predict"
     if target.kind == "compare":

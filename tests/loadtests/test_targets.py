@@ -73,3 +73,45 @@ def test_overrides_and_missing_stack(endpoints: Endpoints, tmp_path: Path) -> No
         Endpoints.from_stack_json(tmp_path / "nope.json")
     with pytest.raises(KeyError, match="known: torch, torch_ort"):
         get_target("grpc")
+
+
+def test_triton_targets_go_to_triton_direct_in_binary_and_through_the_gateway(tmp_path: Path) -> None:
+    StackInfo(
+        gateway="http://127.0.0.1:8000",
+        torch="http://127.0.0.1:8080",
+        torch_management="http://127.0.0.1:8081",
+        torch_metrics="http://127.0.0.1:8082",
+        torch_key_file=tmp_path / "key_file.json",
+        torch_models="all",
+        tf_rest="http://127.0.0.1:8501",
+        tf_grpc="127.0.0.1:8500",
+        tf_server="duoserve-compat",
+        triton="http://127.0.0.1:8100",
+        triton_grpc="127.0.0.1:8101",
+        triton_metrics="http://127.0.0.1:8102",
+        triton_models="all",
+        models=["digits"],
+        gateway_backends={"digits": ["torch", "triton", "triton_ort", "tf"]},
+        run_dir=tmp_path,
+        log_dir=tmp_path,
+        artifacts=tmp_path,
+    ).write(tmp_path / "stack.json")
+    endpoints = Endpoints.from_stack_json(tmp_path / "stack.json")
+    want = {
+        "triton": "http://127.0.0.1:8100/v2/models/digits/infer",
+        "triton_ort": "http://127.0.0.1:8100/v2/models/digits_ort/infer",
+        "gw_triton": "http://127.0.0.1:8000/v1/models/digits/predict",
+        "gw_triton_ort": "http://127.0.0.1:8000/v1/models/digits/predict",
+        "gw_v2b_triton": "http://127.0.0.1:8000/v2/models/digits/infer",
+    }
+    for name, url in want.items():
+        target = get_target(name)
+        assert endpoints.host(target) + path(target, "digits") == url
+    assert TARGETS["triton"].encoding == "v2_binary"
+    assert not TARGETS["triton"].via_gateway
+    assert "X-Backend" not in headers(endpoints, TARGETS["triton"], None)
+    assert headers(endpoints, TARGETS["gw_triton_ort"], None)["X-Backend"] == "triton_ort"
+    # a stack without Triton has no host for its direct targets
+    without = Endpoints(gateway="http://127.0.0.1:8000", torch="http://127.0.0.1:8080", tf_rest="http://127.0.0.1:8501")
+    with pytest.raises(ValueError, match="the stack runs no Triton"):
+        without.host(TARGETS["triton"])
