@@ -12,7 +12,7 @@ import yaml
 from tests.deploy import compose
 from tests.deploy.compose import BASE, CPU, DEFAULT, PROFILES, REPO
 
-MODEL_SERVERS = ("torch_api", "tf_api")
+MODEL_SERVERS = ("torch_api", "triton_api", "tf_api")
 ONE_SHOT = ("export",)
 #: service -> container ports it may publish, and the profile it must belong to (None: always on)
 PUBLISHED = {"gateway": ([8000, 8001], None), "grafana": ([3000], "monitoring")}
@@ -114,6 +114,8 @@ def test_gpu_ids_come_from_variables() -> None:
         "${TORCH_GPU_ID:-0}"
     ]
     assert override["tf_api"]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["${TF_GPU_ID:-0}"]
+    triton = override["triton_api"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert triton["device_ids"] == ["${TRITON_GPU_ID:-0}"]
 
 
 def test_cpu_override_has_no_reservations_and_cpu_images() -> None:
@@ -122,6 +124,8 @@ def test_cpu_override_has_no_reservations_and_cpu_images() -> None:
         assert "deploy" not in service or not _gpu_devices(service), f"{name} still reserves a device"
     assert services["torch_api"]["build"]["args"]["BASE_IMAGE"] == "pytorch/torchserve:0.12.0-cpu"
     assert services["tf_api"]["build"]["args"]["BASE_IMAGE"] == "tensorflow/serving:2.19.0"
+    # Triton's one image runs on either; its instances move to the CPU
+    assert services["triton_api"]["environment"]["TRITON_DEVICE"] == "cpu"
 
 
 def test_tf_serving_shares_the_gpu() -> None:
@@ -177,12 +181,16 @@ def test_volumes_wire_the_artifacts_and_the_key() -> None:
     assert mounts("torch_api")["/models"] == ("artifacts", True)
     assert mounts("torch_api")["/home/model-server/keys"] == ("torch-keys", False)
     assert mounts("tf_api") == {"/models": ("tf-models", True)}
+    # Triton reads the same artifacts as TorchServe and writes its repository inside the container
+    assert mounts("triton_api") == {"/artifacts": ("artifacts", True)}
+    assert services["triton_api"]["environment"]["TRITON_API_ARTIFACTS"] == "/artifacts"
     assert mounts("gateway") == {"/artifacts": ("artifacts", True), "/keys": ("torch-keys", True)}
     env = services["gateway"]["environment"]
     assert env["GATEWAY_TORCH_KEY_FILE"] == "/keys/key_file.json"
     assert env["GATEWAY_MANIFEST"] == "/artifacts/manifest.json"
     assert env["GATEWAY_TORCH_URL"] == "http://torch_api:8080"
     assert env["GATEWAY_TF_URL"] == "http://tf_api:8501"
+    assert env["GATEWAY_TRITON_URL"] == "http://triton_api:8000"
     assert env["GATEWAY_HOST"] == "0.0.0.0"
     assert env["GATEWAY_API_KEY"] == "ci-dummy-gateway-key"
 
@@ -240,3 +248,15 @@ def test_the_locust_ui_is_internal_unless_published_behind_a_login(tmp_path: Pat
     refused = compose.run(LOCUST_UI, "--profile", "loadtest", "config", "-q", env_file=env)
     assert refused.returncode != 0
     assert "LOCUST_WEB_PASSWORD" in refused.stderr
+
+
+def test_triton_serves_the_same_repository_on_the_image_backends() -> None:
+    triton = _services(compose.merged(DEFAULT))["triton_api"]
+    assert triton["build"]["dockerfile"] == "services/triton_api/Dockerfile"
+    assert "ports" not in triton
+    assert sorted(str(p) for p in triton["expose"]) == ["8000", "8002"]
+    dockerfile = (REPO / "services" / "triton_api" / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=nvcr\.io/nvidia/tritonserver:24\.10-py3$", dockerfile, re.M)
+    entrypoint = (REPO / "services" / "triton_api" / "entrypoint.sh").read_text()
+    assert "-m services.triton_api repository --out /run/duoserve/repository --target image" in entrypoint
+    assert "--model-control-mode=none" in entrypoint

@@ -18,7 +18,11 @@ from tests.deploy.compose import REPO
 #: The Kubernetes API the manifests are validated against (schemas ship with kubernetes-validate).
 KUBERNETES_VERSION = "1.33.0"
 OVERLAYS = ("gpu", "cpu")
-SERVERS = {"torch-api": ("torchserve", [8080]), "tf-api": ("tf-serving", [8500, 8501])}
+SERVERS = {
+    "torch-api": ("torchserve", [8080]),
+    "triton-api": ("triton", [8000]),
+    "tf-api": ("tf-serving", [8500, 8501]),
+}
 GATEWAY_LABELS = {"app.kubernetes.io/name": "gateway"}
 
 
@@ -54,7 +58,7 @@ def _key(resource: dict[str, Any]) -> tuple[str, str]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_resource_validates_against_the_pinned_kubernetes(overlay: str) -> None:
-    assert len(RENDERED[overlay]) == 16
+    assert len(RENDERED[overlay]) == 19
     for resource in RENDERED[overlay]:
         try:
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
@@ -94,7 +98,7 @@ def test_gpu_overlay_puts_each_server_on_one_gpu_node() -> None:
         if r["kind"] == "Deployment"
         and any("nvidia.com/gpu" in str(c.get("resources")) for c in r["spec"]["template"]["spec"]["containers"])
     ]
-    assert sorted(gpu_users) == [("Deployment", "tf-api"), ("Deployment", "torch-api")]
+    assert sorted(gpu_users) == [("Deployment", "tf-api"), ("Deployment", "torch-api"), ("Deployment", "triton-api")]
 
 
 def test_cpu_overlay_has_no_gpu_and_uses_the_cpu_images() -> None:
@@ -102,6 +106,11 @@ def test_cpu_overlay_has_no_gpu_and_uses_the_cpu_images() -> None:
     assert _container("cpu", "torch-api", "torchserve")["image"] == "duoserve/torch_api:0.1.0-cpu"
     assert _container("cpu", "tf-api", "tf-serving")["image"] == "duoserve/tf_api:0.1.0-cpu"
     assert _container("gpu", "torch-api", "torchserve")["image"] == "duoserve/torch_api:0.1.0"
+    # Triton's one image runs on either; on CPU nodes its instances move to the CPU
+    triton = _container("cpu", "triton-api", "triton")
+    assert triton["image"] == "duoserve/triton_api:0.1.0"
+    assert {"name": "TRITON_DEVICE", "value": "cpu"} in triton["env"]
+    assert {"name": "TRITON_DEVICE", "value": "gpu"} in _container("gpu", "triton-api", "triton")["env"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -117,6 +126,7 @@ def test_every_long_running_container_has_probes(overlay: str) -> None:
     torch_probe = _container(overlay, "torch-api", "torchserve")["readinessProbe"]["exec"]["command"]
     assert torch_probe[:2] == ["python", "/home/model-server/healthcheck.py"]
     assert _container(overlay, "tf-api", "tf-serving")["readinessProbe"]["httpGet"]["port"] == "rest"
+    assert _container(overlay, "triton-api", "triton")["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
 
 def test_network_policies_let_only_gateway_pods_reach_the_serving_ports() -> None:
@@ -176,6 +186,12 @@ def test_artifacts_and_key_volumes_are_shared_as_in_compose() -> None:
     }
     assert mounts("tf-api", "tf-serving") == {"/models": ("artifacts", "tf")}
     assert mounts("gateway", "gateway") == {"/artifacts": ("artifacts", None), "/keys": ("torch-keys", None)}
+    triton_pod = _get("gpu", "Deployment", "triton-api")["spec"]["template"]["spec"]
+    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": "artifacts", "readOnly": True}} in triton_pod[
+        "volumes"
+    ]
+    gateway_env = {e["name"]: e.get("value") for e in _container("gpu", "gateway", "gateway")["env"]}
+    assert gateway_env["GATEWAY_TRITON_URL"] == "http://triton-api:8000"
     job = _get("gpu", "Job", "export")["spec"]["template"]["spec"]
     assert job["containers"][0]["volumeMounts"] == [{"name": "artifacts", "mountPath": "/artifacts"}]
     # the gateway reads the 0600 key file, so it runs as TorchServe's uid
