@@ -112,6 +112,8 @@ class Tuner:
             STACK_RUN_DIR=str(self.out / f"round{round_no}" / "run"),
             STACK_LOG_DIR=str(self.out / f"round{round_no}" / "logs"),
             TORCH_API_MODELS=f"{self.args.model},{self.args.model}_ort",
+            # Triton's instance count, queue delay and preferred batch are not searched yet: no Triton in a round
+            TRITON_API_MODELS="none",
             TORCH_API_WORKER_PORT=str(self.rng.randrange(300, 640) * 100),
         )
         return env

@@ -303,7 +303,8 @@ def _wait(paths: StackPaths, pending: list[str], pids: dict[str, int], readiness
 
     def dead() -> str | None:
         gone = [s for s in pending if not pid_alive(pids[s])]
-        return f"({gone[0]}) exited during start-up" if gone else None
+        # the one that died says why (Triton: the model it could not load), whichever service is awaited
+        return f"({gone[0]}) exited during start-up\n{_tail(paths, gone[0])}" if gone else None
 
     for service in pending:
         wait_until(

@@ -47,18 +47,30 @@ def _entry(name: str, **update: object) -> ModelEntry:
     return ModelEntry(name=name, inputs=(spec,), outputs=(spec,), max_batch=4).model_copy(update=update)
 
 
-def test_gateway_backends_follow_what_torchserve_loads() -> None:
+def test_gateway_backends_follow_what_torchserve_and_triton_load() -> None:
     models = Manifest(models={"digits": _entry("digits"), "mlp": _entry("mlp")})
-    assert _gateway_backends("all", models) == {
+    assert _gateway_backends("all", "none", models) == {
         "digits": ["torch", "torch_ort", "tf"],
         "mlp": ["torch", "torch_ort", "tf"],
     }
-    assert _gateway_backends("digits,mlp_ort", models) == {"digits": ["torch", "tf"], "mlp": ["torch_ort", "tf"]}
+    assert _gateway_backends("digits,mlp_ort", "none", models) == {
+        "digits": ["torch", "tf"],
+        "mlp": ["torch_ort", "tf"],
+    }
+    assert _gateway_backends("all", "all", models)["mlp"] == ["torch", "torch_ort", "triton", "triton_ort", "tf"]
+    # Triton's model names are TorchServe's archive names
+    assert _gateway_backends("digits", "digits_ort,mlp", models) == {
+        "digits": ["torch", "triton_ort", "tf"],
+        "mlp": ["triton", "tf"],
+    }
 
 
 def test_a_model_without_an_onnx_artifact_has_no_torch_ort_backend() -> None:
     models = Manifest(models={"k": _entry("k", missing={"onnx": "tf2onnx has no Erfc"}), "mlp": _entry("mlp")})
-    assert _gateway_backends("all", models) == {"k": ["torch", "tf"], "mlp": ["torch", "torch_ort", "tf"]}
+    assert _gateway_backends("all", "all", models) == {
+        "k": ["torch", "triton", "tf"],
+        "mlp": ["torch", "torch_ort", "triton", "triton_ort", "tf"],
+    }
     assert _archives("all", models) == ["k", "mlp", "mlp_ort"]
 
 
@@ -66,9 +78,10 @@ def test_native_commands_are_the_launchers() -> None:
     assert COMMANDS["gateway"] == ["python", "-m", "gateway"]
     assert COMMANDS["torch_api"] == ["python", "-m", "services.torch_api", "serve"]
     assert COMMANDS["tf_api"] == ["python", "-m", "services.tf_api", "serve"]
+    assert COMMANDS["triton_api"] == ["python", "-m", "services.triton_api", "serve"]
 
 
-@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "GATEWAY_GRPC_PORT"])
+@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "GATEWAY_GRPC_PORT", "TRITON_API_METRICS_PORT"])
 def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, variable: str) -> None:
     """Port 8000 (or any) already in use: ``up`` names the port and its variable, and starts nothing."""
     with socket.socket() as taken:
@@ -81,6 +94,7 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, variable: 
             **{f"TORCH_API_{name}_PORT": str(free_port()) for name in others},
             "TF_API_REST_PORT": str(free_port()),
             "TF_API_GRPC_PORT": str(free_port()),
+            **{f"TRITON_API_{name}_PORT": str(free_port()) for name in ("HTTP", "GRPC", "METRICS")},
             "GATEWAY_PORT": str(free_port()),
             "GATEWAY_GRPC_PORT": str(free_port()),
             variable: str(port),

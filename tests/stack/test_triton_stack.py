@@ -159,17 +159,25 @@ def test_bad_binary_input_gets_the_same_refusal_on_triton_as_on_torchserve(
 
 
 def test_an_oversized_body_is_413_on_triton_too(triton_stack: Stack) -> None:
-    big = b"x" * (129 * 1024 * 1024)
-    statuses = {}
+    from tests.reliability._support import body_of, raw_exchange, status_of
+
+    port = int(triton_stack.info.gateway.rsplit(":", 1)[1])
+    answers = {}
     for backend in ("torch", "triton"):
-        response = httpx.post(
-            f"{triton_stack.info.gateway}/v1/models/mlp/predict",
-            content=big,
-            headers={"Content-Type": "application/json", "X-Backend": backend},
-            timeout=60,
+        head = (
+            f"POST /v1/models/mlp/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Backend: {backend}\r\nContent-Length: {300 * 1024 * 1024}\r\n\r\n"
         )
-        statuses[backend] = response.status_code
-    assert statuses == {"torch": 413, "triton": 413}
+        raw = raw_exchange(port, [head.encode(), b'{"instances": ['], timeout_s=10)
+        answers[backend] = (status_of(raw), body_of(raw)["detail"])
+    assert (
+        answers["triton"]
+        == answers["torch"]
+        == (
+            413,
+            f"request body of {300 * 1024 * 1024} bytes exceeds the limit of 134217728 bytes",
+        )
+    )
 
 
 def test_triton_in_the_stack_listens_on_loopback_only(triton_stack: Stack) -> None:
@@ -209,3 +217,17 @@ def test_failover_from_triton_to_torchserve_when_triton_is_gone(triton_stack: St
     assert "triton" in pinned.json()["detail"]
     restarted = triton_stack.command("restart", "triton_api")
     assert restarted.returncode == 0, f"{restarted.stdout}\n{restarted.stderr}\n{triton_stack.tails()}"
+
+
+def test_make_up_fails_with_tritons_message_and_the_models_name(tmp_path: Path) -> None:
+    from tests.services.triton_api.conftest import broken_onnx_root
+
+    root = broken_onnx_root(tmp_path)
+    # the stack must not come up
+    stack = running_stack(tmp_path / "stack", torch_models="mlp", artifacts=root, triton_models="mlp,mlp_ort")
+    with pytest.raises(RuntimeError) as failed, stack:
+        pass
+    message = str(failed.value)
+    assert "stack up failed (1)" in message
+    assert "triton_api: model mlp_ort: " in message, message
+    assert "INVALID_PROTOBUF" in message or "Protobuf parsing failed" in message, message

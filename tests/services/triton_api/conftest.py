@@ -57,3 +57,26 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
         except StartError as exc:
             pytest.fail(f"{exc}\n--- tritonserver.log ---\n{log_tail(server.log_dir / 'tritonserver.log', 40)}")
         yield server
+
+
+def broken_onnx_root(base: Path, model: str = "mlp") -> Path:
+    """The built artifacts, hard-linked under ``base``, with ``model``'s ONNX file replaced by bytes ONNX Runtime
+    cannot read and the manifest's hash updated: the manifest vouches for it, Triton cannot load it."""
+    import os
+    import shutil
+
+    from contract.artifacts import artifact_path, sha256_path
+    from contract.manifest import read_manifest
+
+    root = base / "artifacts"
+    shutil.copytree(default_root(), root, copy_function=os.link, ignore=shutil.ignore_patterns("zoo", ".staging"))
+    onnx = artifact_path(root, model, "onnx")
+    onnx.unlink()  # a new file, not the built one the link shares
+    onnx.write_bytes(b"this is not an ONNX model")
+    manifest = read_manifest(root)
+    entry = manifest.models[model]
+    record = entry.artifacts["onnx"].model_copy(update={"sha256": sha256_path(onnx)})
+    manifest.models[model] = entry.model_copy(update={"artifacts": {**entry.artifacts, "onnx": record}})
+    (root / "manifest.json").unlink()
+    manifest.write(root / "manifest.json")
+    return root
