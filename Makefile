@@ -75,8 +75,8 @@ ARGS ?=
 frameworks: artifacts  ## training and in-process inference speed of both frameworks; writes reports/frameworks-<time>/
 	$(PY) -m benchmarks.frameworks --out reports $(ARGS)
 
-# `make tune MODEL=digits`: search both stacks' serving settings (about 10 min); writes reports/tune-<time>/tuned.json
-tune: artifacts  ## search TorchServe's and the TF server's serving settings against the SLO (bounded; MODEL=name)
+# `make tune MODEL=digits`: search every stack's serving settings (about 10 min); writes reports/tune-<time>/tuned.json
+tune: artifacts  ## search TorchServe's, Triton's and the TF server's serving settings against the SLO (bounded; MODEL=name)
 	$(PY) -m loadtests tune --model $(or $(MODEL),digits) --out reports
 
 up: artifacts  ## start torch_api, triton_api, tf_api and the gateway in the background (TUNED=file: a tuned configuration)

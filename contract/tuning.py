@@ -3,8 +3,9 @@
 
 One JSON file per tuning run. It names the model it was tuned for and the SLO it was
 tuned against, TorchServe's per-archive settings (the keys of
-``services/torch_api/model-config.yaml``) and the TF server's batching window (fields of
-TF Serving's ``BatchingParameters``). A field left out keeps the shipped value.
+``services/torch_api/model-config.yaml``), Triton's per-model batcher and instance count (its
+``config.pbtxt``) and the TF server's batching window (fields of TF Serving's
+``BatchingParameters``). A field left out keeps the shipped value.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ class TorchServeSettings(BaseModel):
         return keys
 
 
+class TritonSettings(BaseModel):
+    """One Triton model's ``instance_group`` count and ``dynamic_batching`` window (its ``config.pbtxt``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: model instances (each a python-backend stub with one intra-op thread)
+    instances: int = Field(ge=1, le=64)
+    #: microseconds the dynamic batcher waits for the preferred batch
+    max_queue_delay_microseconds: int = Field(ge=0, le=1_000_000)
+    #: rows the dynamic batcher aims for (never more than the model's max_batch)
+    preferred_batch_size: int = Field(ge=1, le=1024)
+
+
 class TfBatchingSettings(BaseModel):
     """The TF server's batching window. ``max_batch_size`` itself stays the largest request the
     manifest admits (TF Serving refuses larger ones); the batch actually run is
@@ -70,6 +84,8 @@ class TunedConfig(BaseModel):
     slo_ms: float = Field(gt=0)
     #: TorchServe archive name (``digits``, ``digits_ort``) -> its settings
     torchserve: dict[str, TorchServeSettings] = Field(default_factory=dict)
+    #: Triton model name (``digits``, ``digits_ort``) -> its settings
+    triton: dict[str, TritonSettings] = Field(default_factory=dict)
     tf: TfBatchingSettings | None = None
     #: what the tuning measured (capacities per stack, default and tuned); informative only
     evidence: dict[str, Any] = Field(default_factory=dict)

@@ -10,6 +10,8 @@ minutes). The searched settings:
 
 - TorchServe (TorchScript): batchSize × maxBatchDelay × workers;
 - TorchServe (ONNX Runtime): the same and ONNX Runtime's intra-op threads;
+- Triton (TorchScript; ONNX Runtime): the instance count × the dynamic batcher's
+  ``max_queue_delay_microseconds`` × its preferred batch size;
 - TF server: the batch it runs (``max_execution_batch_size``) × ``batch_timeout_micros`` ×
   ``num_batch_threads``.
 
@@ -34,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from contract.tuning import TfBatchingSettings, TorchServeSettings, TunedConfig
+from contract.tuning import TfBatchingSettings, TorchServeSettings, TritonSettings, TunedConfig
 from loadtests import report, slo
 from loadtests.engine import SATURATED_CPU_PERCENT, Engine, Windows
 from loadtests.profile import Slo
@@ -45,26 +47,35 @@ REPO = Path(__file__).resolve().parents[1]
 PORTS = (
     "TORCH_API_INFERENCE_PORT", "TORCH_API_MANAGEMENT_PORT", "TORCH_API_METRICS_PORT",
     "TORCH_API_GRPC_INFERENCE_PORT", "TORCH_API_GRPC_MANAGEMENT_PORT", "TF_API_REST_PORT", "TF_API_GRPC_PORT",
-    "GATEWAY_PORT",
+    "GATEWAY_PORT", "TRITON_API_HTTP_PORT", "TRITON_API_GRPC_PORT", "TRITON_API_METRICS_PORT",
 )  # fmt: skip
 #: The stacks tuned, by the load-test target that measures each.
-STACKS = {"torch": "TorchServe, TorchScript", "torch_ort": "TorchServe, ONNX Runtime", "tf": "TF server"}
+STACKS = {
+    "torch": "TorchServe, TorchScript", "torch_ort": "TorchServe, ONNX Runtime", "triton": "Triton, TorchScript",
+    "triton_ort": "Triton, ONNX Runtime", "tf": "TF server",
+}  # fmt: skip
 #: Candidates after the shipped configuration, in the order tried: (batchSize, maxBatchDelay ms, workers[, threads]).
 TORCH_CANDIDATES = [(8, 1, 2), (32, 2, 2), (16, 1, 1), (4, 1, 2), (16, 5, 2), (32, 5, 1)]
 ORT_CANDIDATES = [(16, 1, 1, 2), (8, 1, 2, 1), (32, 2, 1, 2), (4, 1, 2, 1), (16, 5, 2, 1), (32, 5, 2, 1)]
 #: (max_execution_batch_size, batch_timeout_micros, num_batch_threads)
 TF_CANDIDATES = [(8, 1000, 2), (32, 2000, 2), (16, 1000, 1), (4, 500, 2), (16, 5000, 2), (32, 5000, 4)]
+#: Triton: (instances, max_queue_delay_microseconds, preferred_batch_size)
+TRITON_CANDIDATES = [(1, 1000, 16), (2, 500, 8), (2, 2000, 32), (1, 0, 1), (2, 5000, 16), (1, 5000, 32)]
 
 
 def candidates(model: str, round_no: int) -> dict[str, Any]:
     """Round ``round_no``'s candidate per stack (round 0: the shipped configuration, None everywhere)."""
     if round_no == 0:
-        return {"torch": None, "torch_ort": None, "tf": None}
+        return dict.fromkeys(STACKS)
     i = (round_no - 1) % len(TORCH_CANDIDATES)
     b, d, w = TORCH_CANDIDATES[i]
     ob, od, ow, ot = ORT_CANDIDATES[i]
     tb, tt, tn = TF_CANDIDATES[i]
+    instances, delay, preferred = TRITON_CANDIDATES[i]
+    triton = TritonSettings(instances=instances, max_queue_delay_microseconds=delay, preferred_batch_size=preferred)
     return {
+        "triton": triton,
+        "triton_ort": triton,
         "torch": TorchServeSettings(batchSize=b, maxBatchDelay=d, workers=w),
         "torch_ort": TorchServeSettings(batchSize=ob, maxBatchDelay=od, workers=ow, intraOpThreads=ot),
         "tf": TfBatchingSettings(max_execution_batch_size=tb, batch_timeout_micros=tt, num_batch_threads=tn),
@@ -78,8 +89,19 @@ def tuned_file(model: str, batch: int, slo_ms: float, chosen: dict[str, Any], ev
         torchserve[model] = chosen["torch"]
     if chosen.get("torch_ort") is not None:
         torchserve[f"{model}_ort"] = chosen["torch_ort"]
+    triton = {}
+    if chosen.get("triton") is not None:
+        triton[model] = chosen["triton"]
+    if chosen.get("triton_ort") is not None:
+        triton[f"{model}_ort"] = chosen["triton_ort"]
     return TunedConfig(
-        model=model, batch=batch, slo_ms=slo_ms, torchserve=torchserve, tf=chosen.get("tf"), evidence=evidence
+        model=model,
+        batch=batch,
+        slo_ms=slo_ms,
+        torchserve=torchserve,
+        triton=triton,
+        tf=chosen.get("tf"),
+        evidence=evidence,
     )
 
 
@@ -112,8 +134,7 @@ class Tuner:
             STACK_RUN_DIR=str(self.out / f"round{round_no}" / "run"),
             STACK_LOG_DIR=str(self.out / f"round{round_no}" / "logs"),
             TORCH_API_MODELS=f"{self.args.model},{self.args.model}_ort",
-            # Triton's instance count, queue delay and preferred batch are not searched yet: no Triton in a round
-            TRITON_API_MODELS="none",
+            TRITON_API_MODELS=f"{self.args.model},{self.args.model}_ort",
             TORCH_API_WORKER_PORT=str(self.rng.randrange(300, 640) * 100),
         )
         return env

@@ -42,6 +42,7 @@ from services.process import PortInUseError, Process, StartError, check_ports, l
 from services.tf_api.settings import Settings as TfSettings
 from services.torch_api.launcher import READY_LINE
 from services.torch_api.settings import TorchApiSettings
+from services.triton_api import repository as triton_repository
 from services.triton_api.launcher import READY_LINE as TRITON_READY_LINE
 from services.triton_api.settings import TritonApiSettings
 from stack import serving
@@ -186,7 +187,14 @@ def plan(paths: StackPaths, tuned_path: Path | None = None) -> Plan:
             torch = load(TorchApiSettings)
         with _environ(tf_env):
             tf = load(TfSettings)
-    config = serving.summary(_archives(torch.models, manifest), tf.batching_config, tuned, tuned_path)
+    triton_windows = None
+    if triton.enabled:
+        if tuned is not None and tuned.triton:
+            assert tuned_path is not None
+            triton_env["TRITON_API_TUNED"] = str(tuned_path.resolve())
+        triton_names = triton.model_names(list(triton_repository.triton_models(manifest)))
+        triton_windows = triton_repository.windows(triton_names, triton.instances, tuned)
+    config = serving.summary(_archives(torch.models, manifest), tf.batching_config, tuned, tuned_path, triton_windows)
     config["logging"] = logging_summary(torch, tf, base)
     backends = _gateway_backends(torch.models, triton.models, manifest)
     if not triton.enabled:

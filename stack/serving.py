@@ -1,12 +1,14 @@
 """The serving configuration a stack starts with: the shipped one, or a tuned file; its summary and hash.
 
 Shipped: TorchServe's per-archive settings from ``services/torch_api/model-config.yaml``
-(packed into each ``.mar``) and the TF server's ``services/tf_api/batching.config``. Tuned
+(packed into each ``.mar``; Triton's repository takes the same window) and the TF server's
+``services/tf_api/batching.config``. Tuned
 (``python -m stack up --tuned FILE``, a :class:`contract.tuning.TunedConfig`): TorchServe
 reads batchSize, maxBatchDelay and workers from inside the archive (they win over
 ``config.properties``), so the tuned archives are repacked with the tuned settings into
 ``$STACK_RUN_DIR/tuned/artifacts/`` beside hard links of the others, with a manifest of
-their own; the TF server gets a ``batching.config`` with the tuned window. The summary
+their own; the TF server gets a ``batching.config`` with the tuned window, Triton the tuned file itself
+(``TRITON_API_TUNED``: its repository is generated at start). The summary
 (every archive's settings and the batching window) is hashed, so that every figure can
 name the configuration that produced it and ``python -m loadtests compare`` can tell when
 two runs differ.
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from contract.manifest import Manifest, read_manifest
 from contract.tuning import TfBatchingSettings, TunedConfig, TunedFileError
 from services.tf_api.config import load_batching
 from services.torch_api.settings import model_config
+from services.triton_api.repository import Window, triton_models
 
 _ARCHIVES = {"mar": "", "mar_ort": "_ort"}
 
@@ -50,12 +54,19 @@ def batching_text(base: Path, window: TfBatchingSettings) -> str:
 
 
 def summary(
-    archives: list[str], batching_config: Path, tuned: TunedConfig | None, tuned_path: Path | None
+    archives: list[str],
+    batching_config: Path,
+    tuned: TunedConfig | None,
+    tuned_path: Path | None,
+    triton: dict[str, Window] | None = None,
 ) -> dict[str, Any]:
-    """What the stack serves with: every archive's settings, the TF batching window, the tuned file."""
+    """What the stack serves with: every archive's settings, each Triton model's window (when Triton runs),
+    the TF batching window, the tuned file."""
     batching = load_batching(batching_config)
-    return {
-        "torchserve": {a: archive_settings(a, tuned) for a in sorted(archives)},
+    found: dict[str, Any] = {"torchserve": {a: archive_settings(a, tuned) for a in sorted(archives)}}
+    if triton is not None:
+        found["triton"] = {name: asdict(window) for name, window in sorted(triton.items())}
+    return found | {
         "tf_batching": {
             "max_batch_size": batching.max_batch_size,
             "max_execution_batch_size": batching.max_execution_batch_size,
@@ -84,6 +95,9 @@ def read_tuned(path: Path, manifest: Manifest) -> TunedConfig:
     unknown = sorted(set(tuned.torchserve) - known)
     if unknown:
         raise TunedFileError(f"tuned file {path}: no TorchServe archive {', '.join(unknown)}")
+    unknown = sorted(set(tuned.triton) - set(triton_models(manifest)))
+    if unknown:
+        raise TunedFileError(f"tuned file {path}: no Triton model {', '.join(unknown)}")
     return tuned
 
 

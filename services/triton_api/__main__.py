@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     manifest = read_manifest(settings.artifacts)
     names = settings.model_names(list(repository.triton_models(manifest)))
-    windows = {m: repository.default_window(m, settings.instances) for m in manifest.models}
+    windows = repository.windows(names, settings.instances)
     gpu = None if args.device is None else args.device == "gpu"
     repository.write_repository(manifest, settings.artifacts, args.out, names, windows, args.target, gpu)
     print(f"triton_api: repository of {', '.join(names)} in {args.out}")

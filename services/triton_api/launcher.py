@@ -31,6 +31,7 @@ from types import FrameType
 
 from contract.artifacts import ArtifactError
 from contract.manifest import read_manifest
+from contract.tuning import TunedConfig, TunedFileError
 from services.logsink import BACKUPS, MAX_BYTES
 from services.process import Process, StartError, http_probe
 from services.triton_api import repository
@@ -122,10 +123,8 @@ def prepare(settings: TritonApiSettings) -> tuple[list[str], list[str]]:
     """Write the repository and the backend directory; returns (the command, the Triton model names)."""
     manifest = read_manifest(settings.artifacts)
     names = settings.model_names(list(repository.triton_models(manifest)))
-    windows = {
-        model: repository.default_window(model, settings.instances)
-        for model in {repository.triton_models(manifest)[n][0] for n in names}
-    }
+    tuned = TunedConfig.read(settings.tuned) if settings.tuned is not None else None
+    windows = repository.windows(names, settings.instances, tuned)
     home = tritonserver_home() if settings.binary is None else settings.binary.resolve().parents[1]
     binary = settings.binary or home / "bin" / "tritonserver"
     if not binary.exists():
@@ -159,7 +158,7 @@ def serve(settings: TritonApiSettings) -> int:
     """Start Triton, wait for readiness, stay in the foreground; returns the exit code."""
     try:
         cmd, names = prepare(settings)
-    except (ArtifactError, ValueError, FileNotFoundError) as exc:
+    except (ArtifactError, TunedFileError, ValueError, FileNotFoundError) as exc:
         print(f"triton_api: {exc}", file=sys.stderr)
         return 2
     proc = Process(

@@ -36,6 +36,7 @@ from typing import Literal
 
 from contract.dtypes import DTYPES
 from contract.manifest import Manifest, ModelEntry, TensorSpec
+from contract.tuning import TunedConfig
 from services.torch_api.settings import model_config
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +84,18 @@ def default_window(model: str, instances: int | None = None) -> Window:
         max_queue_delay_us=int(config["maxBatchDelay"]) * 1000,
         instances=instances or int(config["minWorkers"]),
     )
+
+
+def windows(names: list[str], instances: int | None = None, tuned: TunedConfig | None = None) -> dict[str, Window]:
+    """The window of every Triton model in ``names``: a tuned one where ``tuned`` has it, else TorchServe's."""
+    found = {}
+    for name in names:
+        setting = tuned.triton.get(name) if tuned is not None else None
+        if setting is not None:
+            found[name] = Window(setting.preferred_batch_size, setting.max_queue_delay_microseconds, setting.instances)
+        else:
+            found[name] = default_window(name.removesuffix("_ort"), instances)
+    return found
 
 
 def _tensor(tensor: TensorSpec) -> str:
@@ -140,7 +153,7 @@ def write_repository(
 
     Every artifact is checked against the manifest's hash first (:meth:`Manifest.verify`),
     so Triton never loads a file the manifest does not vouch for. ``windows`` maps a
-    manifest model to its :class:`Window`.
+    Triton model name to its :class:`Window` (:func:`windows`).
     """
     available = triton_models(manifest)
     shutil.rmtree(out, ignore_errors=True)
@@ -151,7 +164,7 @@ def write_repository(
         source = manifest.verify(artifacts, model, kind)
         version = out / name / VERSION
         version.mkdir(parents=True)
-        (out / name / "config.pbtxt").write_text(config_text(name, entry, backend, windows[model], target, gpu))
+        (out / name / "config.pbtxt").write_text(config_text(name, entry, backend, windows[name], target, gpu))
         (version / "model.json").write_text(entry.model_dump_json(indent=2) + "\n")
         if source.is_dir():
             shutil.copytree(source, version / _FILE_NAMES[kind])

@@ -39,6 +39,9 @@ class TritonApiSettings(BaseSettings):
     binary: Path | None = None
     #: Instances of each model; default: TorchServe's worker count for the model (model-config.yaml).
     instances: int | None = Field(None, ge=1, le=64)
+    #: A tuned file (``python -m loadtests tune``): its ``triton`` windows win over TorchServe's (``stack up
+    #: --tuned`` sets it).
+    tuned: Path | None = None
     #: Triton's ``--log-verbose`` level (0: errors, warnings and start-up info only).
     log_verbose: int = Field(0, ge=0, le=3)
 

@@ -48,6 +48,11 @@ def test_a_tuned_file_round_trips_and_sets_only_what_it_names(tmp_path: Path) ->
             '{"batchSize": 1, "maxBatchDelay": 1, "workers": 1}}}',
             "tuned file {p}: no TorchServe archive nope",
         ),
+        (
+            '{"model": "digits", "batch": 1, "slo_ms": 50, "triton": {"nope_ort": '
+            '{"instances": 1, "max_queue_delay_microseconds": 100, "preferred_batch_size": 4}}}',
+            "tuned file {p}: no Triton model nope_ort",
+        ),
     ],
 )
 def test_a_bad_tuned_file_gets_one_line_naming_it(tmp_path: Path, text: str, message: str) -> None:
@@ -103,3 +108,31 @@ def test_the_stack_names_each_stacks_logging(tmp_path: Path) -> None:
     assert shipped["torchserve"].startswith("TorchServe's built-in log4j2.xml: DEBUG, an access-log line per request")
     assert shipped["tf_server"] == "WARNING, access log on, compat.log rolls at 10 MB"
     assert shipped["gateway"] == "INFO, access log on; launcher logs roll at 10 MB"
+
+
+def test_the_plan_hands_triton_the_tuned_file_and_hashes_its_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contract.tuning import TritonSettings
+
+    path = tmp_path / "tuned.json"
+    window = TritonSettings(instances=1, max_queue_delay_microseconds=500, preferred_batch_size=8)
+    tuned(torchserve={}, tf=None, triton={"digits_ort": window}).write(path)
+    monkeypatch.setenv("TRITON_API_MODELS", "digits,digits_ort")
+    paths = StackPaths(tmp_path / "run", tmp_path / "logs")
+    planned = plan(paths, path)
+    assert planned.envs["triton_api"]["TRITON_API_TUNED"] == str(path.resolve())
+    found = planned.info.serving["triton"]
+    assert found["digits_ort"] == {
+        "preferred_batch": 8,
+        "max_queue_delay_us": 500,
+        "instances": 1,
+        "intra_op_threads": 1,
+    }
+    assert found["digits"] == {"preferred_batch": 16, "max_queue_delay_us": 1000, "instances": 2, "intra_op_threads": 1}
+    assert planned.info.config_hash != plan(paths).info.config_hash
+    monkeypatch.setenv("TRITON_API_MODELS", "none")
+    without = plan(paths)
+    assert "triton_api" not in without.envs
+    assert "triton" not in without.info.serving
+    assert not any(b.startswith("triton") for names in without.info.gateway_backends.values() for b in names)

@@ -11,7 +11,14 @@ import pytest
 from contract.artifacts import ArtifactError, artifact_path
 from contract.manifest import Manifest, read_manifest
 from services.triton_api import repository
-from services.triton_api.repository import Window, config_text, default_window, triton_models, write_repository
+from services.triton_api.repository import (
+    Window,
+    config_text,
+    default_window,
+    triton_models,
+    windows,
+    write_repository,
+)
 
 
 def test_every_model_is_served_from_torch_and_from_onnx_under_torchserves_archive_names(manifest: Manifest) -> None:
@@ -85,8 +92,7 @@ def test_the_image_serves_onnx_on_triton_onnxruntime_backend_and_torch_on_the_py
 def test_the_repository_holds_config_contract_artifact_and_model_py(
     artifacts_root: Path, manifest: Manifest, tmp_path: Path
 ) -> None:
-    windows = {m: default_window(m) for m in manifest.models}
-    out = write_repository(manifest, artifacts_root, tmp_path / "repo", ["mlp", "mlp_ort"], windows)
+    out = write_repository(manifest, artifacts_root, tmp_path / "repo", ["mlp", "mlp_ort"], windows(["mlp", "mlp_ort"]))
     assert sorted(p.name for p in out.iterdir()) == ["mlp", "mlp_ort"]
     files = ["__pycache__", "model.json", "model.pt", "model.py"]
     assert sorted(p.name for p in (out / "mlp" / "1").iterdir()) == files
@@ -103,7 +109,7 @@ def test_the_repository_holds_config_contract_artifact_and_model_py(
         read_manifest(artifacts_root).model("mlp").model_dump_json(indent=2) + "\n"
         == (out / "mlp" / "1" / "model.json").read_text()
     )
-    image = write_repository(manifest, artifacts_root, tmp_path / "image", ["mlp_ort"], windows, "image")
+    image = write_repository(manifest, artifacts_root, tmp_path / "image", ["mlp_ort"], windows(["mlp_ort"]), "image")
     assert sorted(p.name for p in (image / "mlp_ort" / "1").iterdir()) == ["model.json", "model.onnx"]
 
 
@@ -114,6 +120,24 @@ def test_an_artifact_the_manifest_does_not_vouch_for_is_refused(
     shutil.copytree(artifacts_root / "onnx", root / "onnx")
     shutil.copy2(artifacts_root / "manifest.json", root / "manifest.json")
     artifact_path(root, "mlp", "onnx").write_bytes(b"not an onnx file")
-    windows = {m: default_window(m) for m in manifest.models}
     with pytest.raises(ArtifactError, match=r"onnx/mlp\.onnx: sha256 .* disagrees with the manifest"):
-        write_repository(read_manifest(root), root, tmp_path / "repo", ["mlp_ort"], windows)
+        write_repository(read_manifest(root), root, tmp_path / "repo", ["mlp_ort"], windows(["mlp_ort"]))
+
+
+def test_a_tuned_window_wins_for_its_model_only() -> None:
+    from contract.tuning import TritonSettings, TunedConfig
+
+    tuned = TunedConfig(
+        model="digits",
+        batch=1,
+        slo_ms=50,
+        triton={"digits_ort": TritonSettings(instances=1, max_queue_delay_microseconds=500, preferred_batch_size=8)},
+    )
+    found = windows(["digits", "digits_ort"], tuned=tuned)
+    assert found["digits_ort"] == Window(preferred_batch=8, max_queue_delay_us=500, instances=1)
+    assert found["digits"] == default_window("digits")
+
+
+def test_the_image_can_put_its_instances_on_the_cpu(manifest: Manifest) -> None:
+    text = config_text("mlp_ort", manifest.model("mlp"), "triton_ort", Window(16, 1000, 2), "image", gpu=False)
+    assert "instance_group [ { count: 2 kind: KIND_CPU } ]" in text
