@@ -183,9 +183,10 @@ def serve(settings: TritonApiSettings) -> int:
         proc.wait_ready(http_probe(f"{url}/v2/health/ready"), timeout_s=settings.ready_timeout_s, interval_s=0.5)
     except StartError as exc:
         failures = load_failures(proc.log_text())
-        print(f"triton_api: {'; '.join(failures) if failures else exc}", file=sys.stderr, flush=True)
         if failures:
+            # Triton's own tail first, the one line naming the model last: `make up` shows a log's end
             print(proc.tail(), file=sys.stderr, flush=True)
+        print(f"triton_api: {'; '.join(failures) if failures else exc}", file=sys.stderr, flush=True)
         proc.stop()
         return 1
     print(
