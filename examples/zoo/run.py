@@ -49,8 +49,11 @@ BEGIN = "<!-- zoo:begin: `python -m examples zoo` writes this section; edits her
 END = "<!-- zoo:end -->"
 #: Models served by one stack: each archive is a TorchServe worker process (torch and all).
 GROUP = 4
-#: Backend -> the artifact it serves.
-BACKENDS = {"torch": "mar", "torch_ort": "mar_ort", "tf": "tf"}
+#: Backend -> the artifacts it may serve (any one of them).
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "torch": ("mar",), "torch_ort": ("mar_ort",), "triton": ("torchscript", "torch_export"), "triton_ort": ("onnx",),
+    "tf": ("tf",),
+}  # fmt: skip
 ROWS, SEED = 3, 21
 Say = Callable[[str], None]
 
@@ -133,7 +136,7 @@ def _forget(name: str, root: Path, log: Path) -> None:
 
 def backends_of(entry: ModelEntry) -> list[str]:
     """The backends that can serve ``entry``: those it was registered for whose artifact it has."""
-    return [backend for backend in entry.backends if backend in BACKENDS and BACKENDS[backend] in entry.artifacts]
+    return [b for b in entry.backends if b in BACKENDS and any(k in entry.artifacts for k in BACKENDS[b])]
 
 
 def _view(root: Path, manifest: Manifest, names: list[str], view: Path) -> None:
@@ -169,9 +172,9 @@ def check_served(stack: Stack, root: Path, entry: ModelEntry) -> dict[str, dict[
     want = source_answers(root, entry, inputs)
     tolerance = min((p.tolerance_abs for p in entry.parity.values()), default=1e-4)
     results: dict[str, dict[str, Any]] = {
-        backend: {"ok": False, "status": None, "error": f"no {kind} artifact"}
-        for backend, kind in BACKENDS.items()
-        if kind not in entry.artifacts
+        backend: {"ok": False, "status": None, "error": f"no {' or '.join(kinds)} artifact"}
+        for backend, kinds in BACKENDS.items()
+        if not any(k in entry.artifacts for k in kinds)
     }
     for backend in backends_of(entry):
         response = _ask(stack, entry, backend, inputs)
@@ -209,12 +212,14 @@ def serve(root: Path, names: list[str], *, group: int = GROUP, say: Say = print)
             continue
         archives = [f"{n}{suffix}" for n in chunk for suffix, kind in (("", "mar"), ("_ort", "mar_ort"))
                     if kind in manifest.models[n].artifacts]  # fmt: skip
-        say(f"zoo: serving {', '.join(chunk)} (TorchServe: {', '.join(archives)}; TF server; gateway)")
+        say(f"zoo: serving {', '.join(chunk)} (TorchServe and Triton: {', '.join(archives)}; TF server; gateway)")
         with tempfile.TemporaryDirectory(prefix="serve-", dir=root) as work:
             view = Path(work) / "artifacts"
             _view(root, manifest, chunk, view)
             try:
-                with running_stack(Path(work) / "stack", ",".join(archives), view) as stack:
+                # Triton's model names are TorchServe's archive names: both serve the same artifacts
+                loaded = ",".join(archives)
+                with running_stack(Path(work) / "stack", loaded, view, triton_models=loaded) as stack:
                     for name in chunk:
                         results = check_served(stack, view, manifest.models[name])
                         _record_served(root, name, results)

@@ -88,7 +88,10 @@ def served(served_root: Path) -> Manifest:
 @pytest.fixture(scope="session")
 def models_stack(served_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
-        with running_stack(tmp_path_factory.mktemp("models-stack"), artifacts=served_root) as running:
+        # Triton serves every archive's artifact too (its model names are TorchServe's archive names)
+        with running_stack(
+            tmp_path_factory.mktemp("models-stack"), artifacts=served_root, triton_models="all"
+        ) as running:
             yield running
     except RuntimeError as exc:
         pytest.fail(str(exc))

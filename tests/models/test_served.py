@@ -21,7 +21,7 @@ from tests.models.reference import source_answers
 from tests.utils.stack import Stack
 
 pytestmark = pytest.mark.slow
-BACKENDS = ("torch", "torch_ort", "tf")
+BACKENDS = ("torch", "torch_ort", "triton", "triton_ort", "tf")
 TOLERANCE = 1e-4
 USER_MODELS = ("usercnn", "userkeras")
 EXAMPLES = ("dynrnn", "mobilenet", "textcls", "tinybert")

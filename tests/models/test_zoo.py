@@ -137,7 +137,7 @@ def test_an_artifact_a_converter_could_not_make_shows_as_missing_and_is_not_serv
             "missing": {"onnx": "torch.onnx: no aten::erfinv; tf2onnx: no Erfc"},
         }
     )
-    assert backends_of(partial) == ["torch", "tf"]
+    assert backends_of(partial) == ["torch", "triton", "tf"]
     manifest.models[name] = partial
     manifest.write(tmp_path / "manifest.json")
     (tmp_path / STATE).write_text(json.dumps({name: state[name]}))
