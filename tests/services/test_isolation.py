@@ -33,6 +33,9 @@ PROBE = (
         ("services.tf_api.settings", []),
         ("services.tf_api.compat.server", ["tensorflow"]),
         ("stack.native", []),
+        # Triton's launcher and its model file: the framework loads in the stub, never in the launcher
+        ("services.triton_api.__main__", []),
+        ("services.triton_api.model", []),
         ("loadtests.payload", []),
         ("gateway.app", []),
         # benchmarks.frameworks: only a worker imports a framework, and only its own
