@@ -11,7 +11,7 @@ it reads into the run directory, never into the venv or the artifacts:
 
 Triton then runs with model control off (``--model-control-mode none``: it loads the
 repository once and nothing can load or unload a model), every port on ``host`` (loopback;
-it binds ``0.0.0.0`` unless told), and
+it binds ``0.0.0.0`` unless told), the shared-memory, repository, trace and logging APIs closed, and
 ``--exit-on-error``: a model it cannot load ends the start-up, and the launcher prints
 Triton's message with the model's name. Ready once ``/v2/health/ready`` answers 200 (strict
 readiness: every model ready); then it stays in the foreground until SIGTERM/SIGINT.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -94,9 +95,16 @@ def backend_directory(home: Path, out: Path) -> Path:
     return out
 
 
+#: APIs nothing in duoserve calls, each closed behind a header whose value is drawn anew at every start:
+#: registering shared memory would let any local process point Triton at memory regions of its choice
+RESTRICTED = "shared-memory,model-repository,trace,logging"
+
+
 def command(settings: TritonApiSettings, binary: Path, models: Path, backends: Path) -> list[str]:
-    """Triton's command line: loopback only, model control off, strict readiness, exit on a model's error."""
+    """Triton's command line: loopback only, model control off, strict readiness, exit on a model's error,
+    the APIs duoserve does not use closed."""
     host = settings.host
+    closed = f"{RESTRICTED}:duoserve-admin={secrets.token_hex(16)}"
     return [
         str(binary),
         f"--model-repository={models}",
@@ -115,6 +123,8 @@ def command(settings: TritonApiSettings, binary: Path, models: Path, backends: P
         f"--metrics-port={settings.metrics_port}",
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
+        f"--http-restricted-api={closed}",
+        f"--grpc-restricted-protocol={closed}",
         f"--log-verbose={settings.log_verbose}",
     ]
 

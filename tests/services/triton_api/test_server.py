@@ -214,3 +214,19 @@ def test_a_model_triton_cannot_load_ends_the_start_with_its_message_and_name(tmp
     assert line.startswith("triton_api: model mlp_ort: "), line
     assert "INVALID_PROTOBUF" in line or "Protobuf parsing failed" in line, line
     assert "model mlp:" not in output
+
+
+def test_the_apis_duoserve_does_not_use_are_closed(triton: Triton) -> None:
+    http = httpclient.InferenceServerClient(f"{triton.host}:{triton.http}")
+    grpc = grpcclient.InferenceServerClient(f"{triton.host}:{triton.grpc}")
+    for register in (http.register_system_shared_memory, grpc.register_system_shared_memory):
+        with pytest.raises(InferenceServerException) as refused:
+            register("duoserve-test", "/duoserve-test", 64)
+        assert "restricted" in refused.value.message().lower() or refused.value.status() in (
+            "403",
+            "StatusCode.UNAVAILABLE",
+        ), refused.value
+    with pytest.raises(InferenceServerException):
+        http.unload_model("mlp")
+    assert http.is_model_ready("mlp")  # inference, health, metadata and the model's config stay open
+    assert http.get_model_config("mlp")["name"] == "mlp"
