@@ -17,6 +17,7 @@ import sys
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from contract.manifest import ModelEntry
 
@@ -137,7 +138,7 @@ def torch_from_onnx(conv: Conversion, entry: ModelEntry, onnx: Path) -> Produced
         )  # fmt: skip
     except RefusedError as exc:
         raise RefusedError(f"{exc}; {TORCH_REMEDY}") from None
-    return {found["kind"]: Path(found["path"])}
+    return _torch_kept(conv, found)
 
 
 def onnx_from_torch(conv: Conversion, entry: ModelEntry, fmt: str, path: Path) -> Path:
@@ -186,6 +187,17 @@ def torch_from_keras(conv: Conversion, entry: ModelEntry, keras_file: Path, *, p
           "out_dir": str(conv.work / ("keras_program" if program else "torch")), "export": program}],
         env={"KERAS_BACKEND": "torch"},
     )  # fmt: skip
+    return _torch_kept(conv, found)
+
+
+def _torch_kept(conv: Conversion, found: dict[str, Any]) -> Produced:
+    """The artifact a torch step saved; a trace it froze because that ran faster is named so, with both times."""
+    if "frozen_ms" in found:
+        kept = "the frozen trace" if found["frozen"] else "the trace"
+        conv.say(f"  torch: kept {kept} (in process at the largest case: frozen {found['frozen_ms']:.1f} ms, "
+                 f"traced {found['trace_ms']:.1f} ms)")  # fmt: skip
+    if found.get("frozen"):
+        conv.made_by["torchscript"] += " + torch.jit.freeze"
     return {found["kind"]: Path(found["path"])}
 
 
