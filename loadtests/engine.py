@@ -159,9 +159,11 @@ Snapshot = Callable[[], Any]
 class Engine:
     """Runs users of one target for a bounded time and writes Locust's CSVs under ``out``."""
 
-    def __init__(self, base_args: list[str], out: Path, seed: int = 0, stack_pids: list[int] | None = None) -> None:
+    def __init__(
+        self, base_args: list[str], out: Path, seed: int = 0, stack_pids: dict[str, int] | None = None
+    ) -> None:
         self.base_options = options(base_args)
-        self.host = HostLoad(stack_pids or [])
+        self.host = HostLoad(stack_pids or {})
         self.out = out
         self.seed = seed
         (out / "csv").mkdir(parents=True, exist_ok=True)
@@ -214,6 +216,7 @@ class Engine:
             figure = self._windows(env, label, windows)
             cpu1, t1 = self.process.cpu_times(), time.monotonic()
             host = self.host.between(host0, self.host.sample(), t1 - t0)
+            host["requests"] = env.stats.total.num_requests  # the windows' requests: CPU per request
             after = snapshot() if snapshot else None
             runner.stop()  # graceful: users finish the request in flight
             result = self._result(env, label, target, users, rate, figure, warm_requests, warm_failures,

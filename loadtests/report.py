@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 
 from contract.latency import histogram_of, percentile_ms
 from loadtests import breakdown, frameworks_link, plots, provenance, servermetrics, stability, verdict
+from loadtests.hostload import cpu_ms_per_request
 from loadtests.summary import Spread, SummaryRow
 from loadtests.targets import DIRECT_OF, TARGETS
 
@@ -92,9 +93,15 @@ def summary_rows(results: dict[str, Any]) -> list[SummaryRow]:
                 stable=all(f["stable"] for f in figures),
                 short=_short(figures),
                 artifact=artifact_cell(results, name),
+                server_cpu_ms=Spread.of([_cpu_ms(r) for r in mine]),
             )
         )
     return rows
+
+
+def _cpu_ms(run: dict[str, Any]) -> float | None:
+    target = TARGETS.get(run["target"])
+    return cpu_ms_per_request(run.get("host"), target.backend, target.via_gateway) if target else None
 
 
 def _short(figures: list[dict[str, Any]]) -> dict[str, int]:

@@ -86,7 +86,7 @@ class Run:
             args += ["--api-key", endpoints.gateway_api_key]
         if endpoints.torch_key_file:
             args += ["--torch-key-file", endpoints.torch_key_file]
-        pids = list(endpoints.stack.pids.values()) if endpoints.stack else []
+        pids = dict(endpoints.stack.pids) if endpoints.stack else {}
         self.engine = Engine(args, out, seed=profile.seed, stack_pids=pids)
         #: the shuffled orders of the comparison's repeats (the SLO search shuffles with its own)
         self.rng = random.Random(profile.seed)

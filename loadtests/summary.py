@@ -44,6 +44,8 @@ class SummaryRow:
     short: dict[str, int] = field(default_factory=dict)
     #: the artifact behind the target and how much slower it ran in process than the source (a user's model)
     artifact: str | None = None
+    #: CPU ms per request of the processes that served it (its server, and the gateway when through it)
+    server_cpu_ms: Spread = field(default_factory=lambda: Spread(None, None, None))
 
     @property
     def slo_rps(self) -> float | None:
