@@ -42,8 +42,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: Printed once every model is ready; the stack and the tests wait for it.
 READY_LINE = "triton_api: ready"
-#: Triton's log line for a model it could not load (model_lifecycle.cc)
-_FAILED = re.compile(r"failed to load '(?P<name>[^']+)' version \d+: (?P<why>.*)")
+#: Triton's log line for a model it could not load (model_lifecycle.cc) or whose config it refused
+#: (model_repository_manager.cc)
+_FAILED = re.compile(
+    r"(?:failed to load '(?P<name>[^']+)' version \d+|Poll failed for model directory '(?P<dir>[^']+)'): (?P<why>.*)"
+)
 STUB = "triton_python_backend_stub"
 
 
@@ -149,7 +152,7 @@ def prepare(settings: TritonApiSettings) -> tuple[list[str], list[str]]:
 def load_failures(log: str) -> list[str]:
     """``model digits: <Triton's message>`` for every model Triton said it could not load."""
     # the message's first line: Triton writes a Python traceback's newlines as "\\n"
-    found = {m["name"]: m["why"].split("\\n")[0].strip().rstrip('"') for m in _FAILED.finditer(log)}
+    found = {m["name"] or m["dir"]: m["why"].split("\\n")[0].strip().rstrip('"') for m in _FAILED.finditer(log)}
     return [f"model {name}: {why}" for name, why in found.items()]
 
 

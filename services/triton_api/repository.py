@@ -12,7 +12,11 @@ Per model and backend (``triton``: the model's TorchScript or torch.export progr
 ``config.pbtxt`` takes everything from the contract: every input and output by name with
 its datatype (``TYPE_`` + the Open Inference Protocol's datatype, :data:`contract.dtypes.DTYPES`)
 and per-instance ``dims`` (``-1`` on a dynamic axis); ``max_batch_size`` is the model's
-``max_batch``, so Triton admits exactly the requests the other stacks admit. The
+``max_batch``, so Triton admits exactly the requests the other stacks admit. A model with
+a per-row scalar (a sequence length: shape ``[]``) gets ``max_batch_size: 0`` and its batch
+axis in ``dims`` instead, so Triton's API takes the contract's shapes (``[N]``, not the
+``[N, 1]`` Triton's ``reshape`` would ask of every client); Triton does not batch that model,
+and ``model.py`` still refuses more than ``max_batch`` rows. The
 dynamic batcher gets the execution window TorchServe has for the model
 (``model-config.yaml``: ``batchSize`` as the preferred batch, ``maxBatchDelay`` as the queue
 delay) and the instance count its worker count; each instance runs one intra-op thread.
@@ -98,8 +102,14 @@ def windows(names: list[str], instances: int | None = None, tuned: TunedConfig |
     return found
 
 
-def _tensor(tensor: TensorSpec) -> str:
-    dims = ", ".join(str(d) for d in tensor.shape)
+def batchable(entry: ModelEntry) -> bool:
+    """Whether Triton can batch the model: every tensor has per-row dims (Triton refuses empty ``dims`` on a
+    model with ``max_batch_size`` > 0; a per-row scalar such as a sequence length has none)."""
+    return all(t.shape for t in (*entry.inputs, *entry.outputs))
+
+
+def _tensor(tensor: TensorSpec, batched: bool = True) -> str:
+    dims = ", ".join(str(d) for d in (tensor.shape if batched else [-1, *tensor.shape]))
     return f'  {{ name: "{tensor.name}" data_type: TYPE_{DTYPES[tensor.dtype].datatype} dims: [ {dims} ] }}'
 
 
@@ -116,14 +126,16 @@ def config_text(
     kind = artifact_kind(entry, backend)
     platform = target == "image" and kind == "onnx"
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"' if platform else 'backend: "python"']
-    lines.append(f"max_batch_size: {entry.max_batch}")
-    lines += ["input [", ",\n".join(_tensor(t) for t in entry.inputs), "]"]
-    lines += ["output [", ",\n".join(_tensor(t) for t in entry.outputs), "]"]
-    preferred = min(window.preferred_batch, entry.max_batch)
-    lines.append(
-        f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] "
-        f"max_queue_delay_microseconds: {window.max_queue_delay_us} }}"
-    )
+    batched = batchable(entry)
+    lines.append(f"max_batch_size: {entry.max_batch if batched else 0}")
+    lines += ["input [", ",\n".join(_tensor(t, batched) for t in entry.inputs), "]"]
+    lines += ["output [", ",\n".join(_tensor(t, batched) for t in entry.outputs), "]"]
+    if batched:
+        preferred = min(window.preferred_batch, entry.max_batch)
+        lines.append(
+            f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] "
+            f"max_queue_delay_microseconds: {window.max_queue_delay_us} }}"
+        )
     device = "KIND_GPU" if (target == "image" if gpu is None else gpu) else "KIND_CPU"
     lines.append(f"instance_group [ {{ count: {window.instances} kind: {device} }} ]")
     text = "\n".join(lines) + "\n"

@@ -57,6 +57,35 @@ def test_config_takes_tensors_batch_and_window_from_the_contract(manifest: Manif
     assert default_window("resnet", instances=3) == Window(8, 5000, 3)
 
 
+def test_a_per_row_scalar_makes_the_batch_axis_explicit_and_turns_batching_off(manifest: Manifest) -> None:
+    # dynrnn's `lengths`: one int64 per row, shape []; Triton refuses empty dims on a batching model
+    entry = manifest.model("digits")
+    lengths = entry.inputs[0].model_copy(update={"name": "lengths", "dtype": "int64", "shape": []})
+    scalar = entry.model_copy(update={"inputs": [*entry.inputs, lengths]})
+    assert repository.batchable(entry) and not repository.batchable(scalar)
+    text = config_text("digits", scalar, "triton", default_window("digits"))
+    assert "max_batch_size: 0" in text
+    assert '{ name: "lengths" data_type: TYPE_INT64 dims: [ -1 ] }' in text
+    assert f'{{ name: "{entry.inputs[0].name}" data_type: TYPE_FP32 dims: [ -1, 8, 8 ] }}' in text
+    assert '{ name: "probabilities" data_type: TYPE_FP32 dims: [ -1, 10 ] }' in text
+    assert "dynamic_batching" not in text
+
+
+def test_a_config_triton_refuses_is_named_with_the_model() -> None:
+    from services.triton_api.launcher import load_failures
+
+    log = (
+        'E1207 12:11:58.825744 6739 model_repository_manager.cc:1460] "Poll failed for model directory '
+        "'dynrnn': model input 'lengths' must specify 'dims' for dynrnn\"\n"
+        'E1207 12:11:59.1 6739 model_lifecycle.cc:654] "failed to load \'mlp_ort\' version 1: Invalid argument: '
+        'unexpected inference output\\nTraceback"\n'
+    )
+    assert load_failures(log) == [
+        "model dynrnn: model input 'lengths' must specify 'dims' for dynrnn",
+        "model mlp_ort: Invalid argument: unexpected inference output",
+    ]
+
+
 def test_a_dynamic_axis_stays_minus_one_and_dtypes_follow_the_dtype_table(manifest: Manifest) -> None:
     from contract.manifest import TensorSpec
 
