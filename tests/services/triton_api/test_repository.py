@@ -62,7 +62,8 @@ def test_a_per_row_scalar_makes_the_batch_axis_explicit_and_turns_batching_off(m
     entry = manifest.model("digits")
     lengths = entry.inputs[0].model_copy(update={"name": "lengths", "dtype": "int64", "shape": []})
     scalar = entry.model_copy(update={"inputs": [*entry.inputs, lengths]})
-    assert repository.batchable(entry) and not repository.batchable(scalar)
+    assert repository.batchable(entry)
+    assert not repository.batchable(scalar)
     text = config_text("digits", scalar, "triton", default_window("digits"))
     assert "max_batch_size: 0" in text
     assert '{ name: "lengths" data_type: TYPE_INT64 dims: [ -1 ] }' in text
@@ -77,7 +78,7 @@ def test_a_config_triton_refuses_is_named_with_the_model() -> None:
     log = (
         'E1207 12:11:58.825744 6739 model_repository_manager.cc:1460] "Poll failed for model directory '
         "'dynrnn': model input 'lengths' must specify 'dims' for dynrnn\"\n"
-        'E1207 12:11:59.1 6739 model_lifecycle.cc:654] "failed to load \'mlp_ort\' version 1: Invalid argument: '
+        "E1207 12:11:59.1 6739 model_lifecycle.cc:654] \"failed to load 'mlp_ort' version 1: Invalid argument: "
         'unexpected inference output\\nTraceback"\n'
     )
     assert load_failures(log) == [
