@@ -185,5 +185,5 @@ def check_report(out: Path, info: dict[str, Any]) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
-    assert {r["backend"] for r in answer["results"]} == {"torch", "torch_ort", "tf"}
+    assert {r["backend"] for r in answer["results"]} == {"torch", "torch_ort", "tf", "triton", "triton_ort"}
     assert answer["max_abs_diff"] <= 1e-4
