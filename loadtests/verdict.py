@@ -9,14 +9,17 @@ spreads overlap:
   bisection's tolerance); the winner's low end must clear every other stack's high end. A capacity
   the load generator bounded is "at least" that much: its high end is open, so nothing can
   clear it, and it can win only against ranges below its low end.
-- A stack that held no rate at all, not even the lowest it was probed at, *cannot meet the
-  bound at any rate here*: the verdict says so with its p99 at that rate and the bound it
-  would meet there, and ranks the others without it.
+- A stack that held none of its confirmation rounds and failed every probe at the lowest rate
+  it was probed at *cannot meet the bound at any rate here* (a lone pass higher up is named):
+  the verdict says so with its p99 at that rate and the bound it would meet there, and ranks
+  the others without it.
 - A stack that held fewer than :data:`MIN_CONFIRMED` of its confirmation rounds cannot be
   ranked: the throughput answer is then "no clear winner", naming it, and why: the host was
   too noisy only when the figures say so (other processes' CPU above :data:`NOISY_CPU` % of
   a core, or its confirmation windows spread more than :data:`NOISY_SPREAD`), with that
-  figure; otherwise its capacity sits where the same rate passes and fails.
+  figure; a stack whose own windows spread while the host was quiet is named as the unstable one,
+  not the host; otherwise its capacity sits where the same rate passes and fails. The other
+  stacks are still ranked among themselves.
 - A shared host whose other processes took very different shares of the CPU while the
   stacks were probed (more than :data:`MAX_CONTENTION_GAP` points of a core apart) cannot
   rank them either: "no clear winner", naming each stack's share.
@@ -130,6 +133,12 @@ class Noise:
                 f"the host was too noisy to rank them (other processes used {cpu:.0f} % of a core while {target} "
                 "was probed)"
             )
+        if spread is not None and spread > NOISY_SPREAD and cpu is not None:
+            return (
+                f"{target}'s own latency did not repeat (its confirmation windows spread {spread:.0%}, over "
+                f"{NOISY_SPREAD:.0%}, while other processes used {cpu:.0f} % of a core): the instability is "
+                f"{target}'s, not the host's"
+            )
         if spread is not None and spread > NOISY_SPREAD:
             return (
                 f"the host was too noisy to rank them ({target}'s confirmation windows spread {spread:.0%}, "
@@ -148,13 +157,14 @@ def throughput(caps: list[Capacity], min_confirmed: int = MIN_CONFIRMED, noise: 
     if shaky:
         named = ", ".join(f"{c.target} held {c.held} of {c.rounds}" for c in shaky)
         noise = noise or Noise({}, {})
-        return {
-            "winner": None,
-            "text": (
-                f"no clear winner: not every stack's capacity was confirmed ({named} confirmation rounds; "
-                f"at least {min_confirmed} needed): {'; '.join(noise.why(c.target) for c in shaky)}"
-            ),
-        }
+        text = (
+            f"no clear winner: not every stack's capacity was confirmed ({named} confirmation rounds; "
+            f"at least {min_confirmed} needed): {'; '.join(noise.why(c.target) for c in shaky)}"
+        )
+        rest = [c for c in caps if c not in shaky]
+        if len(rest) >= 2:
+            text += f". Among the others: {throughput(rest, min_confirmed, noise)['text']}"
+        return {"winner": None, "text": text}
     best = max(known, key=lambda c: c.median or 0.0)
     others = [c for c in caps if c is not best]
     assert best.low is not None
@@ -276,14 +286,13 @@ def _p99_text(probe: dict[str, Any]) -> str:
 def unmet(target: str, result: dict[str, Any]) -> str | None:
     """When ``target`` held no rate at all, not even its lowest probe: that it cannot meet the bound at any rate
     here, its p99 at that rate and the bound it would meet there; None when it held a rate (or was never judged)."""
-    probes = result.get("probes") or []
-    if any(p.get("outcome") == "pass" for p in probes):
+    probes = [p for p in result.get("probes") or [] if p.get("outcome") in ("pass", "fail")]
+    if not probes or (result.get("capacity") or {}).get("median") is not None:
         return None
-    failed = [p for p in probes if p.get("outcome") == "fail" and p.get("p99_ms") is not None]
-    if not failed:
+    rate = min(p["rate"] for p in probes)
+    at = [p for p in probes if p["rate"] == rate]
+    if any(p["outcome"] == "pass" or p.get("p99_ms") is None for p in at):
         return None
-    rate = min(p["rate"] for p in failed)
-    at = [p for p in failed if p["rate"] == rate]
     low, high = min(at, key=lambda p: p["p99_ms"]), max(at, key=lambda p: p["p99_ms"])
     same = low["p99_ms"] == high["p99_ms"]
     p99 = _p99_text(low) if same else f"{low['p99_ms']:,.0f}–{_p99_text(high)}"
@@ -292,9 +301,17 @@ def unmet(target: str, result: dict[str, Any]) -> str | None:
     alone = ""
     if unloaded.get("p50_ms") is not None and bound is not None and unloaded["p50_ms"] > bound:
         alone = f"; one request at a time its p50 was already {unloaded['p50_ms']:,.0f} ms"
+    passed = [p for p in probes if p["outcome"] == "pass"]
+    lucky = ""
+    if passed:
+        rates = ", ".join(sorted({rate_text(p["rate"]) for p in passed}, key=lambda r: float(r.replace(",", ""))))
+        lucky = (
+            f"; {len(passed)} of its {len(probes)} probes passed (at {rates} req/s) but none of its "
+            "confirmation rounds held"
+        )
     return (
         f"{target} cannot meet p99 ≤ {bound:g} ms at any rate here: its p99 was {p99} at {rate_text(rate)} req/s, "
-        f"the lowest rate probed{alone}; it would meet p99 ≤ {_round_up(high['p99_ms']):,.0f} ms at that rate"
+        f"the lowest rate probed{alone}; it would meet p99 ≤ {_round_up(high['p99_ms']):,.0f} ms at that rate{lucky}"
     )
 
 
