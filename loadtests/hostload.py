@@ -95,4 +95,4 @@ def cpu_ms_per_request(host: dict[str, Any] | None, backend: str, via_gateway: b
     requests = (host or {}).get("requests")
     if not requests or any(s not in used for s in services):
         return None
-    return sum(used[s] for s in services) / requests * 1000
+    return float(sum(used[s] for s in services) / requests * 1000)
