@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.artifacts import default_root
+from services.selection import chosen, loopback, model_list
 
 REPO = Path(__file__).resolve().parents[2]
 #: TorchServe's per-model settings packed into each archive (batching, workers).
@@ -72,30 +73,13 @@ class TorchApiSettings(BaseSettings):
     @classmethod
     def _loopback_only(cls, value: str) -> str:
         # Management and metrics share the host; they must never face the network.
-        if value not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("TORCH_API_HOST must be a loopback address (127.0.0.1, localhost or ::1)")
-        return value
+        return loopback(value, "TORCH_API_HOST")
 
     @field_validator("models")
     @classmethod
     def _model_list(cls, value: str) -> str:
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        if not names:
-            raise ValueError('TORCH_API_MODELS must be "all" or a comma-separated list of archive names')
-        for name in names:
-            if name != "all" and not name.replace("_", "").isalnum():
-                raise ValueError(f"TORCH_API_MODELS: {name!r} is not an archive name")
-        return ",".join(names)
+        return model_list(value, "TORCH_API_MODELS", "archive name")
 
     def model_names(self, available: list[str]) -> list[str]:
         """The archive names to load, checked against the model store."""
-        if self.models == "all":
-            return sorted(available)
-        names = self.models.split(",")
-        missing = [n for n in names if n not in available]
-        if missing:
-            raise ValueError(
-                f"TORCH_API_MODELS names {', '.join(missing)}, not in the model store "
-                f"(has: {', '.join(sorted(available))})"
-            )
-        return names
+        return chosen(self.models, available, "TORCH_API_MODELS", "not in the model store")

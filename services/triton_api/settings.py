@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.artifacts import default_root
+from services.selection import chosen, loopback, model_list
 
 ENV_PREFIX = "TRITON_API_"
 REPO = Path(__file__).resolve().parents[2]
@@ -48,20 +49,12 @@ class TritonApiSettings(BaseSettings):
     @field_validator("host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
-        if value not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("TRITON_API_HOST must be a loopback address (127.0.0.1, localhost or ::1)")
-        return value
+        return loopback(value, "TRITON_API_HOST")
 
     @field_validator("models")
     @classmethod
     def _model_list(cls, value: str) -> str:
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        if not names:
-            raise ValueError('TRITON_API_MODELS must be "all", "none" or a comma-separated list of model names')
-        for name in names:
-            if name not in ("all", "none") and not name.replace("_", "").isalnum():
-                raise ValueError(f"TRITON_API_MODELS: {name!r} is not a model name")
-        return ",".join(names)
+        return model_list(value, "TRITON_API_MODELS", "model name", ("all", "none"))
 
     @property
     def enabled(self) -> bool:
@@ -70,15 +63,4 @@ class TritonApiSettings(BaseSettings):
 
     def model_names(self, available: list[str]) -> list[str]:
         """The Triton model names to load, checked against what the artifacts allow."""
-        if self.models == "all":
-            return sorted(available)
-        if self.models == "none":
-            return []
-        names = self.models.split(",")
-        missing = [n for n in names if n not in available]
-        if missing:
-            raise ValueError(
-                f"TRITON_API_MODELS names {', '.join(missing)}, which the artifacts do not provide "
-                f"(have: {', '.join(sorted(available))})"
-            )
-        return names
+        return chosen(self.models, available, "TRITON_API_MODELS", "which the artifacts do not provide")
