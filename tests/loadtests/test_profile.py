@@ -104,13 +104,14 @@ def test_a_model_without_torch_ort_drops_its_targets_everywhere() -> None:
     assert profile.served_by(["torch", "tf"]) == []
 
 
-def test_the_triton_profile_compares_both_pytorch_servers_on_the_same_artifacts() -> None:
+def test_the_triton_profile_compares_both_pytorch_servers_beside_tf_on_the_same_artifacts() -> None:
     p = profile.load("triton")
     assert set(p.targets) == {
-        "torch", "torch_ort", "triton", "triton_ort", "gw_torch", "gw_torch_ort", "gw_triton", "gw_triton_ort",
+        "torch", "torch_ort", "triton", "triton_ort", "tf",
+        "gw_torch", "gw_torch_ort", "gw_triton", "gw_triton_ort", "gw_tf",
     }  # fmt: skip
     assert p.slo is not None
-    assert set(p.slo.targets) == {"torch", "torch_ort", "triton", "triton_ort"}
+    assert set(p.slo.targets) == {"torch", "torch_ort", "triton", "triton_ort", "tf"}
     # on a stack without Triton its targets are dropped, as torch_ort's are for a model without ONNX
     dropped = p.served_by(["torch", "torch_ort", "tf"])
     assert set(dropped) == {"triton", "triton_ort", "gw_triton", "gw_triton_ort"}
