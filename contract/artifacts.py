@@ -124,6 +124,16 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link of the file ``source`` (a copy across file systems), replacing any file there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def write_json(path: Path, data: object) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_file(path) as tmp:

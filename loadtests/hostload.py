@@ -19,17 +19,18 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 
-def _tree_cpu(pids: list[int]) -> float:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its children so far; 0 for a process gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
     total = 0.0
-    for pid in pids:
+    for proc in procs:
         try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-                except psutil.Error:
-                    continue
+            times = proc.cpu_times()
+            total += times.user + times.system
         except psutil.Error:
             continue
     return total
@@ -64,7 +65,7 @@ class HostLoad:
         host = psutil.cpu_times()
         busy = sum(getattr(host, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
         own = self.own.cpu_times()
-        services = {name: _tree_cpu([pid]) for name, pid in self.stack_pids.items()}
+        services = {name: _tree_cpu(pid) for name, pid in self.stack_pids.items()}
         return Sample(busy, services, own.user + own.system)
 
     @staticmethod

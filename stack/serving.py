@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from contract.artifacts import artifact_path, sha256_path
+from contract.artifacts import artifact_path, link_or_copy, sha256_path
 from contract.manifest import Manifest, read_manifest
 from contract.tuning import TfBatchingSettings, TunedConfig, TunedFileError
 from services.tf_api.config import load_batching
@@ -101,15 +100,6 @@ def read_tuned(path: Path, manifest: Manifest) -> TunedConfig:
     return tuned
 
 
-def _link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def materialize(tuned: TunedConfig, artifacts: Path, out: Path, batching_config: Path) -> tuple[Path, Path]:
     """Write the tuned archives (and links to the others) under ``out/artifacts`` and ``out/batching.config``.
 
@@ -137,7 +127,7 @@ def materialize(tuned: TunedConfig, artifacts: Path, out: Path, batching_config:
                     update={"sha256": sha256_path(target), "recipe": f"tuned:{tuned.model}"}
                 )
             else:
-                _link(artifact_path(artifacts, name, kind), target)
+                link_or_copy(artifact_path(artifacts, name, kind), target)
         variant.models[name] = entry.model_copy(update={"artifacts": records})
     variant.write(root / "manifest.json")
     batching = out / "batching.config"

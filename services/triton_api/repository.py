@@ -31,13 +31,13 @@ backend, because ``pytorch_libtorch`` names outputs ``OUTPUT__0`` and cannot loa
 from __future__ import annotations
 
 import importlib.util
-import os
 import py_compile
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from contract.artifacts import link_or_copy
 from contract.dtypes import DTYPES
 from contract.manifest import Manifest, ModelEntry, TensorSpec
 from contract.tuning import TunedConfig
@@ -145,13 +145,6 @@ def config_text(
     return text + _parameters({"artifact": _FILE_NAMES[kind], "intra_op_threads": str(window.intra_op_threads)})
 
 
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def write_repository(
     manifest: Manifest,
     artifacts: Path,
@@ -181,7 +174,7 @@ def write_repository(
         if source.is_dir():
             shutil.copytree(source, version / _FILE_NAMES[kind])
         else:
-            _link(source, version / _FILE_NAMES[kind])
+            link_or_copy(source, version / _FILE_NAMES[kind])
         if kind != "onnx" or target == "native":
             shutil.copy2(MODEL_PY, version / "model.py")
             if target == "native":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from contract.manifest import read_manifest
 from services.torch_api.train import load_model
 from stack.builtins import BUILTIN_NAMES, BUILTINS
 from tests.utils.inputs import random_batch
-from tests.utils.stack import Stack
+from tests.utils.stack import Stack, post_json
 
 pytestmark = pytest.mark.slow
 BACKENDS = ("torch", "torch_ort", "tf")
@@ -34,21 +33,12 @@ def _expected(name: str, x: np.ndarray) -> np.ndarray:
         return _eager(name)(torch.from_numpy(x)).numpy()
 
 
-def _post(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{stack.info.gateway}{path}",
-        content=json.dumps(body),
-        headers={"Content-Type": "application/json", **headers},
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("model", BUILTIN_NAMES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_on_each_backend_equals_the_in_process_model(stack: Stack, model: str, backend: str) -> None:
     n = 1 if model == "resnet" else 8
     x = random_batch(model, n, seed=7)
-    response = _post(stack, f"/v1/models/{model}/predict", {"instances": x.tolist()}, **{"X-Backend": backend})
+    response = post_json(stack, f"/v1/models/{model}/predict", {"instances": x.tolist()}, **{"X-Backend": backend})
     assert response.status_code == 200, f"{response.text}\n{stack.tails()}"
     body = response.json()
     assert body["backend"] == backend
@@ -63,7 +53,7 @@ def test_predict_on_each_backend_equals_the_in_process_model(stack: Stack, model
 @pytest.mark.parametrize("model", ["mlp", "digits"])
 def test_compare_agrees_across_all_three_runtimes(stack: Stack, model: str) -> None:
     x = random_batch(model, 16, seed=3)
-    response = _post(stack, f"/v1/models/{model}/compare", {"instances": x.tolist()})
+    response = post_json(stack, f"/v1/models/{model}/compare", {"instances": x.tolist()})
     assert response.status_code == 200, response.text
     body = response.json()
     assert sorted(r["backend"] for r in body["results"]) == sorted(BACKENDS)
@@ -78,7 +68,7 @@ def test_compare_agrees_across_all_three_runtimes(stack: Stack, model: str) -> N
 
 def test_gateway_refuses_bad_input_before_any_backend(stack: Stack) -> None:
     before = httpx.get(f"{stack.info.gateway}/v1/stats").json()
-    response = _post(stack, "/v1/models/digits/predict", {"instances": [[1.0, 2.0]]})
+    response = post_json(stack, "/v1/models/digits/predict", {"instances": [[1.0, 2.0]]})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("instance 0 has shape [2]; model digits expects")
     after = httpx.get(f"{stack.info.gateway}/v1/stats").json()
@@ -96,18 +86,18 @@ def test_killed_backend_gives_503_then_recovers(stack: Stack) -> None:
 
     paths = StackPaths(stack.run_dir, stack.log_dir)
     stop_service(paths, "tf_api")
-    response = _post(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "tf"})
+    response = post_json(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "tf"})
     assert response.status_code == 503
     assert "Retry-After" in response.headers
     assert "tf" in response.json()["detail"]
     # the other backends keep serving
-    assert _post(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "torch"}).status_code == 200
+    assert post_json(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "torch"}).status_code == 200
     restarted = stack.command("restart", "tf_api")
     assert restarted.returncode == 0, f"{restarted.stdout}\n{restarted.stderr}\n{stack.tails()}"
     deadline = time.monotonic() + 30  # the circuit breaker's cooldown lets a probe through
     status = 0
     while time.monotonic() < deadline:
-        response = _post(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "tf"})
+        response = post_json(stack, "/v1/models/mlp/predict", body, **{"X-Backend": "tf"})
         status = response.status_code
         if status == 200:
             break

@@ -18,20 +18,13 @@ import pytest
 from contract.manifest import Manifest, ModelEntry
 from contract.tensors import read_outputs, sample_inputs
 from tests.models.reference import source_answers
-from tests.utils.stack import Stack
+from tests.utils.stack import Stack, post_json
 
 pytestmark = pytest.mark.slow
 BACKENDS = ("torch", "torch_ort", "triton", "triton_ort", "tf")
 TOLERANCE = 1e-4
 USER_MODELS = ("usercnn", "userkeras")
 EXAMPLES = ("dynrnn", "mobilenet", "textcls", "tinybert")
-
-
-def _post(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{stack.info.gateway}{path}", content=json.dumps(body),
-        headers={"Content-Type": "application/json", **headers}, timeout=120,
-    )  # fmt: skip
 
 
 def _columnar(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -46,7 +39,7 @@ def _rows(entry: ModelEntry, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def _served(stack: Stack, entry: ModelEntry, body: dict[str, Any], backend: str, rows: int) -> dict[str, np.ndarray]:
-    response = _post(stack, f"/v1/models/{entry.name}/predict", body, **{"X-Backend": backend})
+    response = post_json(stack, f"/v1/models/{entry.name}/predict", body, **{"X-Backend": backend})
     assert response.status_code == 200, f"{entry.name} on {backend}: {response.text}\n{stack.tails()}"
     assert response.json()["backend"] == backend
     return read_outputs(response.json(), entry, rows)
@@ -100,7 +93,7 @@ def test_a_sequence_over_the_maximum_is_refused_naming_the_input(
     inputs = sample_inputs(entry, 1, seed=3)
     too_long = sequence.largest[0] + 1
     inputs = {n: np.resize(v, (1, too_long, *v.shape[2:])) if v.ndim >= 2 else v for n, v in inputs.items()}
-    response = _post(models_stack, f"/v1/models/{model}/predict", _columnar(inputs))
+    response = post_json(models_stack, f"/v1/models/{model}/predict", _columnar(inputs))
     assert response.status_code == 422, response.text
     assert sequence.name in response.json()["detail"], response.json()
 
@@ -117,7 +110,7 @@ def test_row_and_columnar_requests_get_the_same_answer(models_stack: Stack, serv
 @pytest.mark.parametrize("model", ["usercnn", "tinybert"])
 def test_compare_reports_every_backend_in_agreement(models_stack: Stack, served: Manifest, model: str) -> None:
     entry = served.models[model]
-    response = _post(models_stack, f"/v1/models/{model}/compare", _rows(entry, sample_inputs(entry, 2, seed=8)))
+    response = post_json(models_stack, f"/v1/models/{model}/compare", _rows(entry, sample_inputs(entry, 2, seed=8)))
     assert response.status_code == 200, response.text
     body = response.json()
     assert sorted(r["backend"] for r in body["results"]) == sorted(BACKENDS), body

@@ -9,7 +9,6 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -19,7 +18,7 @@ import tritonclient.http as httpclient
 from contract.manifest import Manifest
 from contract.tensors import sample_inputs
 from tests.utils.servers import host_addresses, listening
-from tests.utils.stack import Stack, running_stack
+from tests.utils.stack import Stack, post_json, running_stack
 
 pytestmark = pytest.mark.slow
 MODELS = "mlp,mlp_ort,digits,digits_ort"
@@ -39,15 +38,6 @@ def triton_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield running
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-def _post(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{stack.info.gateway}{path}",
-        content=json.dumps(body),
-        headers={"Content-Type": "application/json", **headers},
-        timeout=120,
-    )
 
 
 def test_the_stack_runs_triton_and_the_gateway_serves_it(triton_stack: Stack) -> None:
@@ -73,7 +63,7 @@ def test_triton_backends_answer_as_torchserve_over_v1_and_v2(
     x = sample_inputs(entry, 7, seed=5)[tensor.name]
     answers = {}
     for backend in ("torch", "torch_ort", "triton", "triton_ort"):
-        response = _post(
+        response = post_json(
             triton_stack, f"/v1/models/{model}/predict", {"instances": x.tolist()}, **{"X-Backend": backend}
         )
         assert response.status_code == 200, f"{response.text}\n{triton_stack.tails()}"
@@ -99,7 +89,7 @@ def test_triton_backends_answer_as_torchserve_over_v1_and_v2(
 def test_compare_includes_both_triton_backends_and_they_agree(triton_stack: Stack, manifest: Manifest) -> None:
     entry = manifest.model("digits")
     x = sample_inputs(entry, 16, seed=3)[entry.inputs[0].name]
-    response = _post(triton_stack, "/v1/models/digits/compare", {"instances": x.tolist()})
+    response = post_json(triton_stack, "/v1/models/digits/compare", {"instances": x.tolist()})
     assert response.status_code == 200, response.text
     body = response.json()
     assert sorted(r["backend"] for r in body["results"]) == ["tf", "torch", "torch_ort", "triton", "triton_ort"]
@@ -126,7 +116,7 @@ BAD_V1 = {
 def test_bad_input_gets_the_same_refusal_on_triton_as_on_torchserve(triton_stack: Stack, case: str) -> None:
     refusals = {}
     for backend in ("torch", "triton", "triton_ort"):
-        response = _post(triton_stack, "/v1/models/mlp/predict", BAD_V1[case], **{"X-Backend": backend})
+        response = post_json(triton_stack, "/v1/models/mlp/predict", BAD_V1[case], **{"X-Backend": backend})
         refusals[backend] = (response.status_code, response.json()["detail"])
     assert refusals["torch"][0] in (413, 422), refusals
     assert refusals["triton"] == refusals["torch"] == refusals["triton_ort"]
@@ -204,15 +194,15 @@ def test_failover_from_triton_to_torchserve_when_triton_is_gone(triton_stack: St
 
     entry = manifest.model("mlp")
     x = sample_inputs(entry, 3, seed=1)["x"]
-    first = _post(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()})
+    first = post_json(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()})
     assert first.status_code == 200
     assert first.headers["X-Backend"] == "triton"
     stop_service(StackPaths(triton_stack.run_dir, triton_stack.log_dir), "triton_api")
-    after = _post(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()})
+    after = post_json(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()})
     assert after.status_code == 200, after.text
     assert after.headers["X-Backend"] == "torch"
     np.testing.assert_allclose(after.json()["predictions"], first.json()["predictions"], atol=TOLERANCE)
-    pinned = _post(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()}, **{"X-Backend": "triton"})
+    pinned = post_json(triton_stack, "/v1/models/mlp/predict", {"instances": x.tolist()}, **{"X-Backend": "triton"})
     assert pinned.status_code == 503
     assert "triton" in pinned.json()["detail"]
     restarted = triton_stack.command("restart", "triton_api")

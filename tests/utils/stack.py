@@ -7,14 +7,18 @@ the tests' stacks keep TorchServe's access log on, which the tests read to see w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from stack import scratch
 from stack.scratch import SERVICES, Stack
 
-__all__ = ["SERVICES", "Stack", "running_stack"]
+__all__ = ["SERVICES", "Stack", "post_json", "running_stack"]
 
 
 @contextmanager
@@ -30,3 +34,13 @@ def running_stack(
         base, torch_models, artifacts, env={"TORCH_API_ACCESS_LOG": "true", **(env or {})}, triton_models=triton_models
     ) as stack:
         yield stack
+
+
+def post_json(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
+    """POST ``body`` as JSON to the stack's gateway at ``path``, with ``headers``."""
+    return httpx.post(
+        f"{stack.info.gateway}{path}",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json", **headers},
+        timeout=120,
+    )
