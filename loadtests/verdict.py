@@ -304,7 +304,7 @@ def unmet(target: str, result: dict[str, Any]) -> str | None:
     passed = [p for p in probes if p["outcome"] == "pass"]
     lucky = ""
     if passed:
-        rates = ", ".join(sorted({rate_text(p["rate"]) for p in passed}, key=lambda r: float(r.replace(",", ""))))
+        rates = ", ".join(dict.fromkeys(rate_text(r) for r in sorted(p["rate"] for p in passed)))
         lucky = (
             f"; {len(passed)} of its {len(probes)} probes passed (at {rates} req/s) but none of its "
             "confirmation rounds held"
